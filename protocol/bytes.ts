@@ -1,0 +1,91 @@
+/**
+ * Small byte helpers shared by the protocol files: hex, concatenation, big-endian u64 that
+ * fit in a JS number, and CRC-32 (IEEE 802.3, the zlib polynomial) for frame headers.
+ *
+ * @module
+ */
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Lower-case hex of `bytes`. */
+export function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]];
+  return out;
+}
+
+/** Bytes of a hex string (even length, `[0-9a-f]`); throws `TypeError` otherwise. */
+export function fromHex(hex: string): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new TypeError("Invalid hex string");
+  }
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** One new buffer holding every part in order. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** True when both arrays hold the same bytes (not constant-time: never for secrets). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Writes `value` (0 ≤ value < 2^53) as a big-endian u64 at `offset`. */
+export function writeU64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, Math.floor(value / 0x1_0000_0000));
+  view.setUint32(offset + 4, value >>> 0);
+}
+
+/** Reads a big-endian u64; values of 2^53 and above come back as `Infinity`. */
+export function readU64(view: DataView, offset: number): number {
+  const hi = view.getUint32(offset);
+  if (hi >= 0x20_0000) return Infinity;
+  return hi * 0x1_0000_0000 + view.getUint32(offset + 4);
+}
+
+/** ASCII (or UTF-8) bytes of a string. */
+export function utf8(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 (IEEE 802.3 / zlib) of `bytes[start..end)`. Not a security mechanism. */
+export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let c = 0xFFFFFFFF;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xFF] ^ (c >>> 8);
+  return (c ^ 0xFFFFFFFF) >>> 0;
+}
+
+/**
+ * The same bytes typed as a Web Crypto `BufferSource`. Our buffers are never backed by a
+ * `SharedArrayBuffer`, which is all TypeScript's stricter typing guards against here.
+ */
+export function bufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes as Uint8Array<ArrayBuffer>;
+}
+
+/** A timer handle, whatever the runtime's typing of `setTimeout`. */
+export type Timer = ReturnType<typeof setTimeout>;

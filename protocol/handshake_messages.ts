@@ -1,0 +1,287 @@
+/**
+ * The three handshake frames of trust-rpc/1 (M1 SERVER_HELLO, M2 CLIENT_AUTH, M3 SERVER_AUTH),
+ * the transcript hash and the key schedule (PROTOCOL.md §5, §6). Pure Web Crypto.
+ *
+ * @module
+ */
+
+import { bufferSource as bs, bytesEqual, concatBytes, utf8 } from "./bytes.ts";
+import { ProtocolError } from "./errors.ts";
+import { encodeHeader, FrameType, HEADER_SIZE } from "./frame.ts";
+import { MAX_FRAME_HARD_CAP, MIN_FRAME } from "./limits.ts";
+
+/** Transport labels bound into the transcript. */
+export type TransportLabel = "tcp" | "tls" | "unix";
+
+/** Wire numbers of the transport labels. */
+export const TRANSPORT_BYTE: Record<TransportLabel, number> = { tcp: 1, tls: 2, unix: 3 };
+const LABEL_BY_BYTE: Record<number, TransportLabel | undefined> = { 1: "tcp", 2: "tls", 3: "unix" };
+
+/** Whole frame sizes (header included). */
+export const M1_SIZE = HEADER_SIZE + 104;
+/** Size of M2 including header; the server's pre-authentication buffer. */
+export const M2_SIZE = HEADER_SIZE + 120;
+/** Size of M3 including header. */
+export const M3_SIZE = HEADER_SIZE + 32;
+
+/** Fields of M1. */
+export interface ServerHello {
+  serverRandom: Uint8Array;
+  serverShare: Uint8Array;
+  sessionId: Uint8Array;
+  serverInstance: Uint8Array;
+  transport: number;
+  maxFrame: number;
+}
+
+/** Fields of M2 (the proof is kept apart: the transcript covers M2 without it). */
+export interface ClientAuth {
+  clientRandom: Uint8Array;
+  clientShare: Uint8Array;
+  clientInstance: Uint8Array;
+  transport: number;
+  maxFrame: number;
+  proof: Uint8Array;
+}
+
+/** Builds M1 (124 bytes). */
+export function encodeServerHello(f: ServerHello): Uint8Array {
+  const frame = new Uint8Array(M1_SIZE);
+  frame.set(encodeHeader(FrameType.SERVER_HELLO, 104, 0));
+  const body = frame.subarray(HEADER_SIZE);
+  body.set(f.serverRandom, 0);
+  body.set(f.serverShare, 32);
+  body.set(f.sessionId, 64);
+  body.set(f.serverInstance, 80);
+  body[96] = f.transport;
+  new DataView(body.buffer, body.byteOffset).setUint32(100, f.maxFrame);
+  return frame;
+}
+
+/** Builds M2 (140 bytes) with the proof slot zeroed; fill it with {@link setClientProof}. */
+export function encodeClientAuth(f: Omit<ClientAuth, "proof">): Uint8Array {
+  const frame = new Uint8Array(M2_SIZE);
+  frame.set(encodeHeader(FrameType.CLIENT_AUTH, 120, 1));
+  const body = frame.subarray(HEADER_SIZE);
+  body.set(f.clientRandom, 0);
+  body.set(f.clientShare, 32);
+  body.set(f.clientInstance, 64);
+  body[80] = f.transport;
+  new DataView(body.buffer, body.byteOffset).setUint32(84, f.maxFrame);
+  return frame;
+}
+
+/** Writes the client proof into an M2 frame. */
+export function setClientProof(m2: Uint8Array, proof: Uint8Array): void {
+  m2.set(proof, HEADER_SIZE + 88);
+}
+
+/** Builds M3 (52 bytes). */
+export function encodeServerAuth(proof: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(M3_SIZE);
+  frame.set(encodeHeader(FrameType.SERVER_AUTH, 32, 2));
+  frame.set(proof, HEADER_SIZE);
+  return frame;
+}
+
+function checkMaxFrame(maxFrame: number): void {
+  if (maxFrame < MIN_FRAME || maxFrame > MAX_FRAME_HARD_CAP) {
+    throw new ProtocolError("PROTOCOL_ERROR", `Peer advertised max_frame ${maxFrame} out of range`);
+  }
+}
+
+/** Parses the body of M1 (strict: flags and reserved bytes must be zero). */
+export function parseServerHello(body: Uint8Array): ServerHello {
+  if (body[97] !== 0 || body[98] !== 0 || body[99] !== 0) {
+    throw new ProtocolError("PROTOCOL_ERROR", "SERVER_HELLO has non-zero flags or reserved bytes");
+  }
+  const maxFrame = new DataView(body.buffer, body.byteOffset).getUint32(100);
+  checkMaxFrame(maxFrame);
+  return {
+    serverRandom: body.slice(0, 32),
+    serverShare: body.slice(32, 64),
+    sessionId: body.slice(64, 80),
+    serverInstance: body.slice(80, 96),
+    transport: body[96],
+    maxFrame,
+  };
+}
+
+/** Parses the body of M2 (strict: flags and reserved bytes must be zero). */
+export function parseClientAuth(body: Uint8Array): ClientAuth {
+  if (body[81] !== 0 || body[82] !== 0 || body[83] !== 0) {
+    throw new ProtocolError("PROTOCOL_ERROR", "CLIENT_AUTH has non-zero flags or reserved bytes");
+  }
+  const maxFrame = new DataView(body.buffer, body.byteOffset).getUint32(84);
+  checkMaxFrame(maxFrame);
+  return {
+    clientRandom: body.slice(0, 32),
+    clientShare: body.slice(32, 64),
+    clientInstance: body.slice(64, 80),
+    transport: body[80],
+    maxFrame,
+    proof: body.slice(88, 120),
+  };
+}
+
+/** Checks a transport byte against the label this side believes in. */
+export function checkTransport(peerByte: number, own: TransportLabel, allowMismatch = false): void {
+  if (peerByte === TRANSPORT_BYTE[own] || allowMismatch) return;
+  const peer = LABEL_BY_BYTE[peerByte];
+  if (peer === undefined) throw new ProtocolError("PROTOCOL_ERROR", "Unknown transport byte");
+  throw new ProtocolError(
+    "TRANSPORT_MISMATCH",
+    `Transport mismatch: the peer believes it is on ${peer}, this side on ${own} ` +
+      "(a TLS-terminating proxy in between?)",
+  );
+}
+
+/** The handshake's derived secrets. Raw bytes; callers import them as keys. */
+export interface SessionKeys {
+  cpk: Uint8Array;
+  spk: Uint8Array;
+  c2sKey: Uint8Array;
+  s2cKey: Uint8Array;
+  c2sIv: Uint8Array;
+  s2cIv: Uint8Array;
+}
+
+/** SHA-256(context ‖ M1 ‖ M2 without its proof). */
+export async function transcriptHash(
+  transport: TransportLabel,
+  m1: Uint8Array,
+  m2: Uint8Array,
+): Promise<Uint8Array> {
+  const context = utf8(`trust-rpc/1\0${transport}\0`);
+  const data = concatBytes(context, m1.subarray(0, M1_SIZE), m2.subarray(0, M2_SIZE - 32));
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bs(data)));
+}
+
+/** HKDF-SHA256(psk ‖ dh, salt = TH, info = "trust-rpc/1 keys", 152 bytes), sliced. */
+export async function deriveSessionKeys(
+  psk: Uint8Array,
+  dh: Uint8Array,
+  th: Uint8Array,
+): Promise<SessionKeys> {
+  const ikm = await crypto.subtle.importKey("raw", bs(concatBytes(psk, dh)), "HKDF", false, [
+    "deriveBits",
+  ]);
+  const okm = new Uint8Array(
+    await crypto.subtle.deriveBits(
+      { name: "HKDF", hash: "SHA-256", salt: bs(th), info: bs(utf8("trust-rpc/1 keys")) },
+      ikm,
+      152 * 8,
+    ),
+  );
+  return {
+    cpk: okm.slice(0, 32),
+    spk: okm.slice(32, 64),
+    c2sKey: okm.slice(64, 96),
+    s2cKey: okm.slice(96, 128),
+    c2sIv: okm.slice(128, 140),
+    s2cIv: okm.slice(140, 152),
+  };
+}
+
+function hmacKey(raw: Uint8Array, usage: "sign" | "verify"): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", bs(raw), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
+}
+
+function clientFinished(th: Uint8Array): Uint8Array {
+  return concatBytes(utf8("trust-rpc/1 client finished"), th);
+}
+
+function serverFinished(th: Uint8Array, clientProof: Uint8Array): Uint8Array {
+  return concatBytes(utf8("trust-rpc/1 server finished"), th, clientProof);
+}
+
+/** HMAC-SHA256(cpk, "trust-rpc/1 client finished" ‖ TH). */
+export async function signClientProof(cpk: Uint8Array, th: Uint8Array): Promise<Uint8Array> {
+  const key = await hmacKey(cpk, "sign");
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, bs(clientFinished(th))));
+}
+
+/** Constant-time check of a client proof. */
+export async function verifyClientProof(
+  cpk: Uint8Array,
+  th: Uint8Array,
+  proof: Uint8Array,
+): Promise<boolean> {
+  const key = await hmacKey(cpk, "verify");
+  return crypto.subtle.verify("HMAC", key, bs(proof), bs(clientFinished(th)));
+}
+
+/** HMAC-SHA256(spk, "trust-rpc/1 server finished" ‖ TH ‖ client_proof). */
+export async function signServerProof(
+  spk: Uint8Array,
+  th: Uint8Array,
+  clientProof: Uint8Array,
+): Promise<Uint8Array> {
+  const key = await hmacKey(spk, "sign");
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, bs(serverFinished(th, clientProof))));
+}
+
+/** Constant-time check of a server proof. */
+export async function verifyServerProof(
+  spk: Uint8Array,
+  th: Uint8Array,
+  clientProof: Uint8Array,
+  proof: Uint8Array,
+): Promise<boolean> {
+  const key = await hmacKey(spk, "verify");
+  return crypto.subtle.verify("HMAC", key, bs(proof), bs(serverFinished(th, clientProof)));
+}
+
+/** An ephemeral X25519 key pair with its raw public share. */
+export interface EphemeralKey {
+  privateKey: CryptoKey;
+  share: Uint8Array;
+}
+
+/** Generates a fresh X25519 ephemeral. */
+export async function generateEphemeral(): Promise<EphemeralKey> {
+  const pair = await crypto.subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]) as
+    CryptoKeyPair;
+  const share = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  return { privateKey: pair.privateKey, share };
+}
+
+const PKCS8_X25519_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+]);
+
+/** An ephemeral from fixed private bytes (test vectors only). */
+export async function ephemeralFromPrivate(priv: Uint8Array): Promise<EphemeralKey> {
+  const privateKey = await crypto.subtle.importKey(
+    "pkcs8",
+    bs(concatBytes(PKCS8_X25519_PREFIX, priv)),
+    { name: "X25519" },
+    true,
+    ["deriveBits"],
+  );
+  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+  const b64 = jwk.x!.replace(/-/g, "+").replace(/_/g, "/");
+  const share = Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) =>
+    c.charCodeAt(0));
+  return { privateKey, share };
+}
+
+/**
+ * X25519(own private, peer share). A share Web Crypto refuses, or an all-zero result
+ * (RFC 7748 §6.1), is `BAD_SHARE`.
+ */
+export async function sharedSecret(own: CryptoKey, peerShare: Uint8Array): Promise<Uint8Array> {
+  let dh: Uint8Array;
+  try {
+    const pub = await crypto.subtle.importKey("raw", bs(peerShare), { name: "X25519" }, false, []);
+    dh = new Uint8Array(
+      await crypto.subtle.deriveBits({ name: "X25519", public: pub } as Algorithm, own, 256),
+    );
+  } catch {
+    throw new ProtocolError("BAD_SHARE", "The peer's key share is invalid");
+  }
+  if (bytesEqual(dh, new Uint8Array(32))) {
+    throw new ProtocolError("BAD_SHARE", "The peer's key share is invalid");
+  }
+  return dh;
+}

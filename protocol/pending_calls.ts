@@ -1,0 +1,115 @@
+/**
+ * The table of calls this side has sent and not yet seen answered: each settles exactly once,
+ * by its answer, its timeout, its caller's `AbortSignal`, or the connection closing.
+ *
+ * @module
+ */
+
+import type { Timer } from "./bytes.ts";
+import { CallTimeoutError, CancelledError, type RpcError } from "./errors.ts";
+
+interface Entry {
+  method: string;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  timer: Timer | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/** Options of one pending call. */
+export interface PendingOptions {
+  /** Milliseconds before the call fails with `TIMEOUT`; 0 or undefined: none. */
+  timeoutMs?: number;
+  /** Aborting it fails the call with `CANCELLED`. */
+  signal?: AbortSignal;
+}
+
+/** Pending outgoing calls by id. */
+export class PendingCalls {
+  #entries = new Map<number, Entry>();
+  #giveUp: (id: number) => void;
+
+  /** @param giveUp called with the id when a call times out or is aborted (send CANCEL) */
+  constructor(giveUp: (id: number) => void) {
+    this.#giveUp = giveUp;
+  }
+
+  /** Calls waiting for an answer. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Ids of the calls waiting for an answer. */
+  ids(): IterableIterator<number> {
+    return this.#entries.keys();
+  }
+
+  /** Registers a call; the promise settles once. */
+  add(id: number, method: string, options: PendingOptions): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const entry: Entry = {
+        method,
+        resolve,
+        reject,
+        timer: undefined,
+        signal: options.signal,
+        onAbort: undefined,
+      };
+      if (options.timeoutMs && options.timeoutMs > 0) {
+        const ms = options.timeoutMs;
+        entry.timer = setTimeout(() => {
+          if (this.#take(id)) {
+            reject(new CallTimeoutError(`Call to '${method}' timed out after ${ms} ms`));
+            this.#giveUp(id);
+          }
+        }, ms);
+      }
+      if (options.signal) {
+        const signal = options.signal;
+        entry.onAbort = () => {
+          if (this.#take(id)) {
+            reject(
+              new CancelledError(`Call to '${method}' was cancelled`, { cause: signal.reason }),
+            );
+            this.#giveUp(id);
+          }
+        };
+        signal.addEventListener("abort", entry.onAbort, { once: true });
+      }
+      this.#entries.set(id, entry);
+    });
+  }
+
+  /** Resolves call `id` with `value`; false when no such call is pending. */
+  resolve(id: number, value: unknown): boolean {
+    const entry = this.#take(id);
+    entry?.resolve(value);
+    return entry !== undefined;
+  }
+
+  /** Rejects call `id`; false when no such call is pending. */
+  reject(id: number, err: Error): boolean {
+    const entry = this.#take(id);
+    entry?.reject(err);
+    return entry !== undefined;
+  }
+
+  /** Rejects every pending call whose id passes `filter`, with an error made per call. */
+  rejectWhere(filter: (id: number) => boolean, makeError: (method: string) => RpcError): void {
+    for (const id of [...this.#entries.keys()]) {
+      if (!filter(id)) continue;
+      const entry = this.#take(id);
+      entry?.reject(makeError(entry.method));
+    }
+  }
+
+  #take(id: number): Entry | undefined {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return undefined;
+    this.#entries.delete(id);
+    if (entry.timer !== undefined) clearTimeout(entry.timer);
+    if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
+    return entry;
+  }
+}

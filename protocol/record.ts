@@ -1,0 +1,196 @@
+/**
+ * The record layer (PROTOCOL.md §8): every frame after the handshake is sealed with
+ * AES-256-GCM under a per-direction key, with `nonce = iv XOR u64be(seq)` and the 20-byte
+ * header as additional data. Sequence numbers are assigned synchronously, so callers that keep
+ * one ordered queue never reorder records. After 2^24 records or 2^36 bytes under one key the
+ * sender announces KEY_UPDATE and both sides derive the next key.
+ *
+ * @module
+ */
+
+import { bufferSource as bs, utf8 } from "./bytes.ts";
+import { ProtocolError } from "./errors.ts";
+import { FrameType, HEADER_SIZE, TAG_SIZE, writeHeader } from "./frame.ts";
+import { KEY_UPDATE_BYTES, KEY_UPDATE_RECORDS } from "./limits.ts";
+
+/** Records can be numbered up to this (the connection closes before reuse is possible). */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
+/** Thresholds for KEY_UPDATE (test hooks lower them). */
+export interface KeyUpdatePolicy {
+  /** Records per key. */
+  records?: number;
+  /** Plaintext bytes per key. */
+  bytes?: number;
+}
+
+function nonceFor(iv: Uint8Array, seq: number, out: Uint8Array): Uint8Array {
+  out.set(iv);
+  const hi = Math.floor(seq / 0x1_0000_0000);
+  const lo = seq >>> 0;
+  out[4] ^= hi >>> 24;
+  out[5] ^= hi >>> 16;
+  out[6] ^= hi >>> 8;
+  out[7] ^= hi;
+  out[8] ^= lo >>> 24;
+  out[9] ^= lo >>> 16;
+  out[10] ^= lo >>> 8;
+  out[11] ^= lo;
+  return out;
+}
+
+function importAesKey(raw: Uint8Array, usage: "encrypt" | "decrypt"): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", bs(raw), "AES-GCM", false, [usage]);
+}
+
+/** `new_key ‖ new_iv = HKDF-SHA256(IKM = old_key, salt = ∅, info = "trust-rpc/1 key update", 44)`. */
+export async function nextKey(rawKey: Uint8Array): Promise<{ key: Uint8Array; iv: Uint8Array }> {
+  const ikm = await crypto.subtle.importKey("raw", bs(rawKey), "HKDF", false, ["deriveBits"]);
+  const okm = new Uint8Array(
+    await crypto.subtle.deriveBits(
+      {
+        name: "HKDF",
+        hash: "SHA-256",
+        salt: new Uint8Array(0),
+        info: bs(utf8("trust-rpc/1 key update")),
+      },
+      ikm,
+      44 * 8,
+    ),
+  );
+  return { key: okm.slice(0, 32), iv: okm.slice(32, 44) };
+}
+
+/** Key state shared by both directions' halves. */
+class Direction {
+  protected rawKey: Uint8Array;
+  protected iv: Uint8Array;
+  protected key: Promise<CryptoKey>;
+  protected usage: "encrypt" | "decrypt";
+  /** Next sequence number. */
+  seq = 0;
+  protected recordsUnderKey = 0;
+  protected bytesUnderKey = 0;
+
+  constructor(rawKey: Uint8Array, iv: Uint8Array, usage: "encrypt" | "decrypt") {
+    this.rawKey = rawKey;
+    this.iv = iv;
+    this.usage = usage;
+    this.key = importAesKey(rawKey, usage);
+    this.key.catch(() => {});
+  }
+
+  /** Derives and installs the next key (KEY_UPDATE). */
+  async rotate(): Promise<void> {
+    const next = await nextKey(this.rawKey);
+    this.rawKey = next.key;
+    this.iv = next.iv;
+    this.key = importAesKey(next.key, this.usage);
+    this.recordsUnderKey = 0;
+    this.bytesUnderKey = 0;
+    await this.key;
+  }
+}
+
+/** Seals outgoing records. Call {@link seal} from one ordered queue only. */
+export class RecordSealer extends Direction {
+  #policy: Required<KeyUpdatePolicy>;
+  #nonce = new Uint8Array(12);
+
+  /**
+   * @param rawKey 32-byte AES key for this direction
+   * @param iv 12-byte IV for this direction
+   * @param policy KEY_UPDATE thresholds
+   */
+  constructor(rawKey: Uint8Array, iv: Uint8Array, policy: KeyUpdatePolicy = {}) {
+    super(rawKey, iv, "encrypt");
+    this.#policy = {
+      records: policy.records ?? KEY_UPDATE_RECORDS,
+      bytes: policy.bytes ?? KEY_UPDATE_BYTES,
+    };
+  }
+
+  /** True when the next record should be a KEY_UPDATE. */
+  get needsKeyUpdate(): boolean {
+    return this.recordsUnderKey >= this.#policy.records ||
+      this.bytesUnderKey >= this.#policy.bytes;
+  }
+
+  /**
+   * Seals one record: assigns the next seq synchronously, then encrypts. Returns the whole
+   * frame (header ‖ ciphertext ‖ tag), ready for one write.
+   */
+  async seal(type: number, plaintext: Uint8Array): Promise<Uint8Array> {
+    if (this.seq >= MAX_SEQ) {
+      throw new ProtocolError("SEQUENCE", "Record sequence numbers exhausted: reconnect");
+    }
+    const seq = this.seq++;
+    this.recordsUnderKey++;
+    this.bytesUnderKey += plaintext.length;
+    const header = new Uint8Array(HEADER_SIZE);
+    writeHeader(header, 0, type, plaintext.length + TAG_SIZE, seq);
+    const nonce = nonceFor(this.iv, seq, this.#nonce).slice();
+    const key = await this.key;
+    const sealed = await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: nonce, additionalData: header },
+      key,
+      bs(plaintext),
+    );
+    const frame = new Uint8Array(HEADER_SIZE + sealed.byteLength);
+    frame.set(header);
+    frame.set(new Uint8Array(sealed), HEADER_SIZE);
+    return frame;
+  }
+
+  /** Seals a KEY_UPDATE with the current key, then switches to the next one. */
+  async sealKeyUpdate(): Promise<Uint8Array> {
+    const frame = await this.seal(FrameType.KEY_UPDATE, new Uint8Array(0));
+    await this.rotate();
+    return frame;
+  }
+}
+
+/** Opens incoming records, checking their sequence numbers. */
+export class RecordOpener extends Direction {
+  #nonce = new Uint8Array(12);
+
+  /**
+   * @param rawKey 32-byte AES key for this direction
+   * @param iv 12-byte IV for this direction
+   */
+  constructor(rawKey: Uint8Array, iv: Uint8Array) {
+    super(rawKey, iv, "decrypt");
+  }
+
+  /**
+   * Checks that `seq` is the expected next one and advances the counter synchronously, before
+   * any await (PROTOCOL.md §8 step 3). Throws `SEQUENCE` on a replayed, reordered or dropped
+   * record.
+   */
+  accept(seq: number): void {
+    if (seq !== this.seq) {
+      throw new ProtocolError("SEQUENCE", "Record out of sequence: replayed, reordered or dropped");
+    }
+    this.seq++;
+  }
+
+  /**
+   * Opens a record whose seq was accepted. `header` is the 20 header bytes (the AAD), `body`
+   * is `ciphertext ‖ tag`. Any failure is `BAD_RECORD`.
+   */
+  async open(seq: number, header: Uint8Array, body: Uint8Array): Promise<Uint8Array> {
+    const nonce = nonceFor(this.iv, seq, this.#nonce).slice();
+    try {
+      const key = await this.key;
+      const plain = await crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: nonce, additionalData: bs(header) },
+        key,
+        bs(body),
+      );
+      this.recordsUnderKey++;
+      return new Uint8Array(plain);
+    } catch {
+      throw new ProtocolError("BAD_RECORD", "A record failed authentication");
+    }
+  }
+}

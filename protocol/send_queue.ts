@@ -1,0 +1,256 @@
+/**
+ * The single ordered send queue of a session (PROTOCOL.md §2, §8, M.3). Everything queued in
+ * the same turn of the event loop leaves as one record: one AES-GCM call and one `write()`.
+ * Messages larger than the peer's `max_frame` leave in MORE pieces, one piece per record, with
+ * small messages packed in front of each piece, so a 16 MiB transfer never blocks a small
+ * call. Messages of the same call or stream keep their order.
+ *
+ * @module
+ */
+
+import type { Timer } from "./bytes.ts";
+import type { ByteChannel } from "./channel.ts";
+import { ProtocolError } from "./errors.ts";
+import { FrameType } from "./frame.ts";
+import { DEFAULT_WRITE_STALL_TIMEOUT } from "./limits.ts";
+import { Flag, Kind, MESSAGE_HEADER_SIZE, writeMessageHeader } from "./messages.ts";
+import type { RecordSealer } from "./record.ts";
+
+interface Outgoing {
+  kind: number;
+  flags: number;
+  id: number;
+  payload: Uint8Array;
+  /** Bytes of the payload already sent (pieces). */
+  sent: number;
+  /** Messages with the same key keep their order; undefined never waits. */
+  key: number | undefined;
+}
+
+/** A bulk piece smaller than this is not squeezed into a record's leftover space. */
+const MIN_PIECE = 1024;
+/** Key for events (id 0 but ordered among themselves). */
+const EVENT_KEY = -1;
+
+function orderKey(kind: number, id: number): number | undefined {
+  if (kind === Kind.PING || kind === Kind.PONG || kind === Kind.GOAWAY) return undefined;
+  return kind === Kind.EVENT ? EVENT_KEY : id;
+}
+
+/** Options of a {@link SendQueue}. */
+export interface SendQueueOptions {
+  /** A write that takes longer than this fails the queue (ms). */
+  writeStallTimeout?: number;
+  /** Called once when sealing or writing fails. */
+  onError: (err: Error) => void;
+}
+
+/** The ordered, batching send queue. */
+export class SendQueue {
+  #channel: ByteChannel;
+  #sealer: RecordSealer;
+  #maxPlain: number;
+  #stallMs: number;
+  #onError: (err: Error) => void;
+  #small: Outgoing[] = [];
+  #smallHead = 0;
+  #bulk: Outgoing[] = [];
+  #bulkKeys = new Map<number, number>();
+  #records: { type: number; plaintext: Uint8Array }[] = [];
+  #queuedBytes = 0;
+  #running = false;
+  #failed: Error | undefined;
+  #idle: (() => void)[] = [];
+
+  /**
+   * @param channel where sealed records are written
+   * @param sealer seals records in queue order
+   * @param maxPlain the peer's `max_frame` (largest record plaintext it accepts)
+   * @param options stall timeout and error callback
+   */
+  constructor(
+    channel: ByteChannel,
+    sealer: RecordSealer,
+    maxPlain: number,
+    options: SendQueueOptions,
+  ) {
+    this.#channel = channel;
+    this.#sealer = sealer;
+    this.#maxPlain = maxPlain;
+    this.#stallMs = options.writeStallTimeout ?? DEFAULT_WRITE_STALL_TIMEOUT;
+    this.#onError = options.onError;
+  }
+
+  /** Payload bytes queued and not yet written. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** The error that stopped the queue, if any. */
+  get failed(): Error | undefined {
+    return this.#failed;
+  }
+
+  /** Queues one message. Ignored once the queue has failed. */
+  push(kind: number, flags: number, id: number, payload: Uint8Array): void {
+    if (this.#failed) return;
+    const key = orderKey(kind, id);
+    const item: Outgoing = { kind, flags, id, payload, sent: 0, key };
+    this.#queuedBytes += payload.length;
+    const behindBulk = key !== undefined && this.#bulkKeys.has(key);
+    if (behindBulk || MESSAGE_HEADER_SIZE + payload.length > this.#maxPlain) {
+      this.#bulk.push(item);
+      if (key !== undefined) this.#bulkKeys.set(key, (this.#bulkKeys.get(key) ?? 0) + 1);
+    } else {
+      this.#small.push(item);
+    }
+    this.#schedule();
+  }
+
+  /** Queues a whole record of another type (sealed ALERT / CLOSE) behind the messages. */
+  pushRecord(type: number, plaintext: Uint8Array): void {
+    if (this.#failed) return;
+    this.#records.push({ type, plaintext });
+    this.#schedule();
+  }
+
+  /** Resolves when everything queued so far has been written (or the queue failed). */
+  drained(): Promise<void> {
+    if (!this.#running && this.#isEmpty()) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Stops the queue: nothing more is written; waiters of {@link drained} resolve. */
+  fail(err: Error): void {
+    if (this.#failed) return;
+    this.#failed = err;
+    this.#small = [];
+    this.#smallHead = 0;
+    this.#bulk = [];
+    this.#bulkKeys.clear();
+    this.#records = [];
+    this.#queuedBytes = 0;
+    this.#wakeIdle();
+  }
+
+  #isEmpty(): boolean {
+    return this.#smallHead >= this.#small.length && this.#bulk.length === 0 &&
+      this.#records.length === 0;
+  }
+
+  #schedule(): void {
+    if (this.#running) return;
+    this.#running = true;
+    // A microtask later: everything queued in this turn joins the same record.
+    queueMicrotask(() => this.#run());
+  }
+
+  #wakeIdle(): void {
+    const waiters = this.#idle;
+    this.#idle = [];
+    for (const w of waiters) w();
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (!this.#failed && !this.#isEmpty()) {
+        if (this.#sealer.needsKeyUpdate) await this.#write(await this.#sealer.sealKeyUpdate());
+        const plaintext = this.#nextPlaintext();
+        if (plaintext !== undefined) {
+          await this.#write(await this.#sealer.seal(FrameType.MESSAGES, plaintext));
+          continue;
+        }
+        const record = this.#records.shift()!;
+        await this.#write(await this.#sealer.seal(record.type, record.plaintext));
+      }
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      this.fail(error);
+      this.#onError(error);
+    } finally {
+      this.#running = false;
+      if (this.#isEmpty() || this.#failed) this.#wakeIdle();
+      else this.#schedule();
+    }
+  }
+
+  async #write(frame: Uint8Array): Promise<void> {
+    let timer: Timer | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ProtocolError(
+              "PEER_TIMEOUT",
+              `The peer stopped reading: a write stalled for ${this.#stallMs} ms`,
+            ),
+          ),
+        this.#stallMs,
+      );
+    });
+    try {
+      await Promise.race([this.#channel.write(frame), stalled]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Takes whole small messages, then one piece of the head bulk message, into a plaintext. */
+  #nextPlaintext(): Uint8Array | undefined {
+    const capacity = this.#maxPlain;
+    let used = 0;
+    let end = this.#smallHead;
+    while (end < this.#small.length) {
+      const size = MESSAGE_HEADER_SIZE + this.#small[end].payload.length;
+      if (used + size > capacity) break;
+      used += size;
+      end++;
+    }
+    const bulk = this.#bulk[0];
+    let piece = 0;
+    let withBulk = false;
+    if (bulk !== undefined) {
+      const room = capacity - used - MESSAGE_HEADER_SIZE;
+      const left = bulk.payload.length - bulk.sent;
+      // An empty record always takes a piece; otherwise a piece must be worth its header.
+      withBulk = room >= 0 && (used === 0 || left === 0 || room >= Math.min(left, MIN_PIECE));
+      if (withBulk) piece = Math.min(room, left);
+    }
+    if (end === this.#smallHead && !withBulk) return undefined;
+    const out = new Uint8Array(used + (withBulk ? MESSAGE_HEADER_SIZE + piece : 0));
+    let offset = 0;
+    for (let i = this.#smallHead; i < end; i++) {
+      const m = this.#small[i];
+      writeMessageHeader(out, offset, m.kind, m.flags, m.id, m.payload.length);
+      out.set(m.payload, offset + MESSAGE_HEADER_SIZE);
+      offset += MESSAGE_HEADER_SIZE + m.payload.length;
+      this.#queuedBytes -= m.payload.length;
+    }
+    this.#smallHead = end;
+    if (this.#smallHead === this.#small.length) {
+      this.#small = [];
+      this.#smallHead = 0;
+    } else if (this.#smallHead > 1024) {
+      this.#small = this.#small.slice(this.#smallHead);
+      this.#smallHead = 0;
+    }
+    if (withBulk && bulk !== undefined) {
+      const last = bulk.sent + piece === bulk.payload.length;
+      const flags = last ? bulk.flags : bulk.flags | Flag.MORE;
+      writeMessageHeader(out, offset, bulk.kind, flags, bulk.id, piece);
+      out.set(bulk.payload.subarray(bulk.sent, bulk.sent + piece), offset + MESSAGE_HEADER_SIZE);
+      bulk.sent += piece;
+      this.#queuedBytes -= piece;
+      if (last) this.#finishBulk();
+    }
+    return out;
+  }
+
+  #finishBulk(): void {
+    const done = this.#bulk.shift()!;
+    if (done.key === undefined) return;
+    const count = (this.#bulkKeys.get(done.key) ?? 1) - 1;
+    if (count === 0) this.#bulkKeys.delete(done.key);
+    else this.#bulkKeys.set(done.key, count);
+  }
+}
