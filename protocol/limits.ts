@@ -11,8 +11,11 @@ export const DEFAULT_MAX_FRAME = 1_048_576;
 export const MAX_FRAME_HARD_CAP = 16 * 1_048_576;
 /** Smallest `max_frame` a peer may advertise. */
 export const MIN_FRAME = 1024;
-/** Largest reassembled message payload (16 MiB). */
-export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1_048_576;
+/**
+ * Largest reassembled message payload: 16 MiB of user data plus 64 KiB for its envelope
+ * (method name, JSON around the bytes), so a 16 MiB `Uint8Array` fits.
+ */
+export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1_048_576 + 65_536;
 /** Bytes of partly received (MORE) messages one connection may hold at once. */
 export const DEFAULT_MAX_REASSEMBLY_BYTES = 2 * DEFAULT_MAX_MESSAGE_SIZE;
 /** The whole handshake must finish within this many ms of accept / dial. */
@@ -29,6 +32,11 @@ export const DEFAULT_MAX_PREAUTH = 256;
 export const DEFAULT_MAX_PREAUTH_PER_PEER = 32;
 /** Once a record header has arrived, its body must follow within this many ms. */
 export const DEFAULT_FRAME_BODY_TIMEOUT = 30_000;
+/**
+ * After the peer's end of stream (a half-close), how long calls already received may still
+ * run and answer before the connection closes and their signals abort (ms).
+ */
+export const DEFAULT_HALF_CLOSE_TIMEOUT = 5_000;
 /** Requests a peer may have in flight on one connection before reading stops. */
 export const DEFAULT_MAX_IN_FLIGHT = 256;
 /** Calls this side may have pending on one connection before new ones fail fast. */

@@ -86,6 +86,15 @@ export class SendQueue {
     return this.#queuedBytes;
   }
 
+  /**
+   * Payload bytes waiting behind the message currently leaving in pieces: the backlog that
+   * says the peer is not keeping up (one large message in transit is not a backlog).
+   */
+  get backlogBytes(): number {
+    const head = this.#bulk[0];
+    return this.#queuedBytes - (head ? head.payload.length - head.sent : 0);
+  }
+
   /** The error that stopped the queue, if any. */
   get failed(): Error | undefined {
     return this.#failed;
