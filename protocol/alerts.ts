@@ -70,7 +70,9 @@ export function decodeAlertBody(body: Uint8Array): { code: number; name: string;
   let message = "";
   for (let i = 2; i < body.length && i < 2 + MAX_ALERT_MESSAGE; i++) {
     const b = body[i];
-    message += b >= 0x20 && b < 0x7F ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`;
+    message += b >= 0x20 && b < 0x7F
+      ? String.fromCharCode(b)
+      : `\\x${b.toString(16).padStart(2, "0")}`;
   }
   return { code, name: NAME_BY_CODE[code] ?? `ALERT_${code}`, message };
 }
@@ -87,8 +89,9 @@ export function sanitizeAscii(text: string): string {
 export function escapeForLog(text: string, max = 64): string {
   const cut = text.length > max ? text.slice(0, max) : text;
   // deno-lint-ignore no-control-regex
-  const escaped = cut.replace(/[\x00-\x1F\x7F-\x9F\u2028\u2029]/g, (c) =>
-    `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`
+  const escaped = cut.replace(
+    /[\x00-\x1F\x7F-\x9F\u2028\u2029]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
   return text.length > max ? `${escaped}…` : escaped;
 }

@@ -97,7 +97,11 @@ export class RpcError extends Error {
    * @param message human-readable message (std style: sentence case, no trailing period)
    * @param options data, retryable, sessionId and cause
    */
-  constructor(code: RpcErrorCode | (string & Record<never, never>), message: string, options: RpcErrorOptions = {}) {
+  constructor(
+    code: RpcErrorCode | (string & Record<never, never>),
+    message: string,
+    options: RpcErrorOptions = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -263,9 +267,7 @@ export function errorFromWire(value: unknown, sessionId?: string): RpcError {
     string,
     unknown
   >;
-  const code = typeof obj.code === "string" && CODE_PATTERN.test(obj.code)
-    ? obj.code
-    : "INTERNAL";
+  const code = typeof obj.code === "string" && CODE_PATTERN.test(obj.code) ? obj.code : "INTERNAL";
   const name = typeof obj.name === "string" && NAME_PATTERN.test(obj.name) ? obj.name : "Error";
   const message = typeof obj.message === "string"
     ? obj.message.slice(0, MAX_WIRE_ERROR_MESSAGE)

@@ -67,7 +67,10 @@ export function encodeHeader(type: number, length: number, seq: number): Uint8Ar
  */
 export function parseHeader(bytes: Uint8Array): FrameHeader {
   if (bytes[0] !== 0x54 || bytes[1] !== 0x52) {
-    throw new ProtocolError("PROTOCOL_ERROR", `Not a trust-rpc peer: ${describeForeignBytes(bytes)}`);
+    throw new ProtocolError(
+      "PROTOCOL_ERROR",
+      `Not a trust-rpc peer: ${describeForeignBytes(bytes)}`,
+    );
   }
   if (bytes[2] !== PROTOCOL_VERSION) {
     throw new ProtocolError(

@@ -27,9 +27,9 @@ import {
   sharedSecret,
   signClientProof,
   signServerProof,
+  transcriptHash,
   TRANSPORT_BYTE,
   type TransportLabel,
-  transcriptHash,
   verifyClientProof,
   verifyServerProof,
 } from "./handshake_messages.ts";

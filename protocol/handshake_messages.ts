@@ -240,14 +240,30 @@ export interface EphemeralKey {
 
 /** Generates a fresh X25519 ephemeral. */
 export async function generateEphemeral(): Promise<EphemeralKey> {
-  const pair = await crypto.subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]) as
-    CryptoKeyPair;
+  const pair = await crypto.subtle.generateKey({ name: "X25519" }, true, [
+    "deriveBits",
+  ]) as CryptoKeyPair;
   const share = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
   return { privateKey: pair.privateKey, share };
 }
 
 const PKCS8_X25519_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x6e,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
 ]);
 
 /** An ephemeral from fixed private bytes (test vectors only). */
@@ -261,8 +277,10 @@ export async function ephemeralFromPrivate(priv: Uint8Array): Promise<EphemeralK
   );
   const jwk = await crypto.subtle.exportKey("jwk", privateKey);
   const b64 = jwk.x!.replace(/-/g, "+").replace(/_/g, "/");
-  const share = Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) =>
-    c.charCodeAt(0));
+  const share = Uint8Array.from(
+    atob(b64 + "=".repeat((4 - b64.length % 4) % 4)),
+    (c) => c.charCodeAt(0),
+  );
   return { privateKey, share };
 }
 

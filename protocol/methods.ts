@@ -63,7 +63,9 @@ export function createMethodTable(methods: Methods | undefined): MethodTable {
   if (methods === undefined) return table;
   for (const name of Object.keys(methods)) {
     if (!METHOD_NAME_PATTERN.test(name)) {
-      throw new TypeError(`Invalid method name ${JSON.stringify(name)}: use letters, digits, _ . / : -`);
+      throw new TypeError(
+        `Invalid method name ${JSON.stringify(name)}: use letters, digits, _ . / : -`,
+      );
     }
     const value = methods[name];
     if (typeof value === "function") table.set(name, { handler: value });

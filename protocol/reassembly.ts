@@ -56,7 +56,9 @@ export class Reassembler {
     const key = m.kind * 0x1_0000_0000 + m.id;
     const p = this.#partial.get(key);
     if (p === undefined && !more) {
-      if (m.payload.length > this.#maxMessage) return { state: "too-large", size: m.payload.length };
+      if (m.payload.length > this.#maxMessage) {
+        return { state: "too-large", size: m.payload.length };
+      }
       return { state: "complete", payload: m.payload, flags: m.flags };
     }
     const entry = p ?? { chunks: [], size: 0, dropping: false };

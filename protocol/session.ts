@@ -10,7 +10,14 @@
  * @module
  */
 
-import { alertFor, AlertCode, decodeAlertBody, encodeAlertBody, errorFromAlert, escapeForLog } from "./alerts.ts";
+import {
+  AlertCode,
+  alertFor,
+  decodeAlertBody,
+  encodeAlertBody,
+  errorFromAlert,
+  escapeForLog,
+} from "./alerts.ts";
 import type { Timer } from "./bytes.ts";
 import type { ByteChannel } from "./channel.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
@@ -373,9 +380,12 @@ export class Session {
       }
     } catch (err) {
       if (kind === Kind.ERROR) throw err;
-      const wire = err instanceof RpcError
-        ? errorToWire(err)
-        : errorToWire(new RpcError("INTERNAL", `Result could not be encoded: ${String((err as Error)?.message ?? err)}`));
+      const wire = err instanceof RpcError ? errorToWire(err) : errorToWire(
+        new RpcError(
+          "INTERNAL",
+          `Result could not be encoded: ${String((err as Error)?.message ?? err)}`,
+        ),
+      );
       encoded = encodeValue(wire);
       kind = Kind.ERROR;
     }
@@ -413,7 +423,10 @@ export class Session {
           throw new ProtocolError("PROTOCOL_ERROR", "Record shorter than its tag");
         }
         if (header.length > maxBody) {
-          throw new ProtocolError("FRAME_TOO_LARGE", `Record of ${header.length} bytes is too large`);
+          throw new ProtocolError(
+            "FRAME_TOO_LARGE",
+            `Record of ${header.length} bytes is too large`,
+          );
         }
         this.#opener.accept(header.seq);
         const body = await this.#readBody(header.length);
@@ -421,7 +434,9 @@ export class Session {
         if (header.type === FrameType.MESSAGES) {
           for (const m of decodeMessages(plaintext)) this.#onMessage(m);
         } else if (header.type === FrameType.KEY_UPDATE) {
-          if (plaintext.length !== 0) throw new ProtocolError("PROTOCOL_ERROR", "KEY_UPDATE with data");
+          if (plaintext.length !== 0) {
+            throw new ProtocolError("PROTOCOL_ERROR", "KEY_UPDATE with data");
+          }
           await this.#opener.rotate();
         } else {
           return this.#onAlert(plaintext);
@@ -550,7 +565,9 @@ export class Session {
         throw new InvalidParamsError(`Params of '${method}' must be an array or an object`);
       }
       const meta = request.meta;
-      if (meta !== undefined && (typeof meta !== "object" || meta === null || Array.isArray(meta))) {
+      if (
+        meta !== undefined && (typeof meta !== "object" || meta === null || Array.isArray(meta))
+      ) {
         throw new InvalidParamsError("Request metadata must be an object");
       }
       validateParams(method, def, params as Params);
@@ -657,10 +674,13 @@ export class Session {
 
   #peerEnded(): void {
     // Half-close (PROTOCOL.md D.10): answers to requests already received are still sent.
-    this.#pending.rejectWhere(() => true, (method) =>
-      new ConnectionClosedError(`Call to '${method}' failed: the peer closed the connection`, {
-        sessionId: this.id,
-      }));
+    this.#pending.rejectWhere(
+      () => true,
+      (method) =>
+        new ConnectionClosedError(`Call to '${method}' failed: the peer closed the connection`, {
+          sessionId: this.id,
+        }),
+    );
     const lost = new ConnectionClosedError("The peer closed the connection without CLOSE", {
       sessionId: this.id,
     });
@@ -704,7 +724,11 @@ export class Session {
   #fail(err: Error, tellPeer: boolean): void {
     if (this.isClosed) return;
     if (err instanceof RpcError && err.sessionId === undefined) err.sessionId = this.id;
-    this.#log.debug("session_failed", { session: this.id, code: (err as RpcError).code, reason: err.message });
+    this.#log.debug("session_failed", {
+      session: this.id,
+      code: (err as RpcError).code,
+      reason: err.message,
+    });
     if (tellPeer && !this.#queue.failed) {
       const alert = alertFor(err);
       // Details of record failures are never sent (PROTOCOL.md §8).
@@ -717,11 +741,14 @@ export class Session {
     if (this.isClosed) return;
     this.#closeReason = reason;
     const cause = reason instanceof Error ? reason : undefined;
-    this.#pending.rejectWhere(() => true, (method) =>
-      new ConnectionClosedError(`Call to '${method}' failed: ${message}`, {
-        sessionId: this.id,
-        cause,
-      }));
+    this.#pending.rejectWhere(
+      () => true,
+      (method) =>
+        new ConnectionClosedError(`Call to '${method}' failed: ${message}`, {
+          sessionId: this.id,
+          cause,
+        }),
+    );
     for (const entry of this.#incoming.values()) {
       entry.cancelled = true;
       entry.controller?.abort(new ConnectionClosedError(message, { sessionId: this.id }));

@@ -26,7 +26,11 @@ export interface PairOptions {
 export async function sessionPair(options: PairOptions = {}) {
   const psk = await stretchSecret(TEST_SECRET);
   const [c, s] = memoryPair();
-  const common = { psk, transport: "tcp" as const, maxFrame: options.limits?.maxFrame ?? 1_048_576 };
+  const common = {
+    psk,
+    transport: "tcp" as const,
+    maxFrame: options.limits?.maxFrame ?? 1_048_576,
+  };
   const serverReader = new FrameReader(s, 140);
   const clientReader = new FrameReader(c);
   const [sh, ch] = await Promise.all([

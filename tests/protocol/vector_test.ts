@@ -14,7 +14,9 @@ import { nextKey, RecordOpener, RecordSealer } from "../../protocol/record.ts";
 import { stretchSecret } from "../../protocol/secret.ts";
 import { memoryPair } from "../_memory_pair.ts";
 
-const V = JSON.parse(await Deno.readTextFile(new URL("../fixtures/vector_tcp.json", import.meta.url)));
+const V = JSON.parse(
+  await Deno.readTextFile(new URL("../fixtures/vector_tcp.json", import.meta.url)),
+);
 const hex = (name: string) => fromHex(V[name]);
 
 /** A random source that hands out the vector's fixed values in order. */

@@ -1,0 +1,102 @@
+/**
+ * `deno run -A server.ts`: the demo server's command line. Loads `TRUST_ID` (environment, then
+ * `./.env`), listens, prints one `Serving on <address>` line per listener, and shuts down
+ * gracefully on Ctrl+C or SIGTERM (a second signal forces the exit).
+ *
+ * @module
+ */
+
+import { loadSecret } from "../env/secret_source.ts";
+import type { LogLevel } from "../protocol/logger.ts";
+import type { Methods } from "../protocol/methods.ts";
+import { parseArgs, UsageError } from "./args.ts";
+import { demoServices } from "./demo_services.ts";
+import { describeError, EXIT_CONNECT_FAILED, EXIT_USAGE } from "./output.ts";
+
+const HELP = `Usage: deno run -A server.ts [options]
+
+Starts the @trust/rpc demo server (greet, long_running_task, echo, health).
+Clients must hold the same TRUST_ID (environment variable, or TRUST_ID=… in ./.env).
+
+Options:
+  --listen URL       tcp://host:port, tls://host:port or unix:///path (repeatable)
+                     default: tcp://127.0.0.1:8888
+  --tls-cert FILE    PEM certificate chain for tls:// listeners
+  --tls-key FILE     PEM private key for tls:// listeners
+  --log-level LEVEL  debug, info, warn, error or silent (default: info)
+  -h, --help         show this help
+
+Generate a secret with: deno run -A client.ts keygen`;
+
+/** The part of `serve()` the CLI uses. */
+export type ServeFunction = (options: {
+  listen: string[];
+  secret: string;
+  methods: Methods;
+  tls?: { cert: string; key: string };
+  logger: LogLevel;
+}) => Promise<{ readonly addresses: readonly string[]; close(): Promise<void> }>;
+
+const LEVELS = ["debug", "info", "warn", "error", "silent"];
+
+/** Runs the server CLI; resolves with the exit code once the server has stopped. */
+export async function serverMain(args: string[], serve: ServeFunction): Promise<number> {
+  let listen: string[];
+  let level: LogLevel;
+  let tls: { cert: string; key: string } | undefined;
+  try {
+    const parsed = parseArgs(args, {
+      collect: ["listen"],
+      string: ["tls-cert", "tls-key", "log-level"],
+      boolean: ["help"],
+    });
+    if (parsed.flags.has("help")) {
+      console.log(HELP);
+      return 0;
+    }
+    if (parsed._.length > 0) throw new UsageError(`Unexpected argument ${parsed._[0]}`);
+    listen = parsed.lists.listen.length > 0 ? parsed.lists.listen : ["tcp://127.0.0.1:8888"];
+    level = (parsed.strings["log-level"] ?? "info") as LogLevel;
+    if (!LEVELS.includes(level)) throw new UsageError(`Unknown log level ${level}`);
+    const cert = parsed.strings["tls-cert"];
+    const key = parsed.strings["tls-key"];
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new UsageError("--tls-cert and --tls-key go together");
+    }
+    if (listen.some((a) => a.startsWith("tls:")) && cert === undefined) {
+      throw new UsageError("A tls:// listener needs --tls-cert and --tls-key");
+    }
+    if (cert !== undefined && key !== undefined) {
+      tls = { cert: await Deno.readTextFile(cert), key: await Deno.readTextFile(key) };
+    }
+  } catch (err) {
+    if (!(err instanceof UsageError)) {
+      console.error(`error: ${describeError(err)}`);
+      return EXIT_CONNECT_FAILED;
+    }
+    console.error(`error: ${err.message}\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  let server;
+  try {
+    const { secret, warnings } = await loadSecret({ dotenv: true });
+    for (const w of warnings) console.error(`warning: ${w}`);
+    server = await serve({ listen, secret, methods: demoServices(), tls, logger: level });
+  } catch (err) {
+    console.error(`error: ${describeError(err)}`);
+    return EXIT_CONNECT_FAILED;
+  }
+  for (const address of server.addresses) console.log(`Serving on ${address}`);
+  const stopping = Promise.withResolvers<void>();
+  let signals = 0;
+  const onSignal = () => {
+    if (++signals > 1) Deno.exit(130);
+    stopping.resolve();
+  };
+  const names: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const name of names) Deno.addSignalListener(name, onSignal);
+  await stopping.promise;
+  await server.close();
+  for (const name of names) Deno.removeSignalListener(name, onSignal);
+  return 0;
+}

@@ -1,0 +1,352 @@
+/**
+ * The server side of `@trust/rpc`: {@link serve} listens on one or more addresses, runs the
+ * trust-rpc/1 handshake on every connection (admission caps and the per-peer failure budget
+ * first), and serves your methods on each authenticated {@link Peer}.
+ *
+ * Run it as a program to start the demo server: `deno run -A server.ts --help`.
+ *
+ * @example Serve two methods on TCP and a Unix socket
+ * ```ts ignore
+ * import { serve } from "@trust/rpc/server";
+ * await using server = await serve({
+ *   listen: ["tcp://127.0.0.1:8888", "unix:///tmp/trust-rpc.sock"],
+ *   methods: {
+ *     greet(name: string) {
+ *       if (typeof name !== "string") throw new TypeError("Name must be a string");
+ *       return `Hello, ${name}!`;
+ *     },
+ *   },
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import { Admission, type AdmissionOptions } from "./protocol/admission.ts";
+import { AlertCode, escapeForLog } from "./protocol/alerts.ts";
+import { RpcError } from "./protocol/errors.ts";
+import { FrameReader } from "./protocol/frame_reader.ts";
+import { encodeAlertFrame, PREAUTH_BUFFER, serverHandshake } from "./protocol/handshake.ts";
+import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME } from "./protocol/limits.ts";
+import { createLogger, type Logger, type LogLevel } from "./protocol/logger.ts";
+import { createMethodTable, type Methods } from "./protocol/methods.ts";
+import type { KeyUpdatePolicy } from "./protocol/record.ts";
+import { type CallOptions, type Params, Session, type SessionLimits } from "./protocol/session.ts";
+import { prepareSecret } from "./env/prepare_secret.ts";
+import { listen } from "./transports/mod.ts";
+import type { Conn, Listener } from "./transports/types.ts";
+
+/** The default listen address. */
+export const DEFAULT_LISTEN = "tcp://127.0.0.1:8888";
+/** How long {@link Server.close} lets calls in flight finish (ms). */
+export const DEFAULT_DRAIN_TIMEOUT = 10_000;
+/** Authenticated connections a server keeps at once. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /** Addresses (`tcp://`, `tls://`, `unix://`) or listeners. @default "tcp://127.0.0.1:8888" */
+  listen?: string | Listener | (string | Listener)[];
+  /** The shared secret. @default the `TRUST_ID` environment variable */
+  secret?: string;
+  /** The methods this server serves. */
+  methods?: Methods;
+  /** PEM certificate chain and key for `tls://` addresses. */
+  tls?: { cert: string; key: string };
+  /** Logger, or a level for the built-in one. @default level "info" */
+  logger?: Logger | LogLevel;
+  /** Per-connection limits. */
+  limits?: SessionLimits;
+  /** Admission caps and failure budget. */
+  admission?: AdmissionOptions;
+  /** Authenticated connections kept at once. @default 10000 */
+  maxConnections?: number;
+  /** Handshake deadline from accept (ms). @default 10000 */
+  handshakeTimeout?: number;
+  /** Called when a peer has authenticated. */
+  onConnect?: (peer: Peer) => void;
+  /** Called once when a peer's connection has closed (`reason` undefined: normal close). */
+  onDisconnect?: (peer: Peer, reason: Error | undefined) => void;
+  /** Test only: accept secrets shorter than 32 characters. */
+  insecureAllowShortSecret?: boolean;
+  /** Test hook: delay before AUTH_FAILED (ms). */
+  authFailureDelayMs?: number;
+  /** Test hook: KEY_UPDATE thresholds. */
+  keyUpdate?: KeyUpdatePolicy;
+}
+
+/** One authenticated client as the server sees it. */
+export class Peer {
+  /** Session id (32 hex digits), the same on both sides. */
+  readonly id: string;
+  /** What carries the connection. */
+  readonly transport: string;
+  /** The client's address (`127.0.0.1:53122`, `unix`). */
+  readonly remoteAddress: string;
+  /** When it authenticated. */
+  readonly connectedAt: Date;
+  #session: Session;
+
+  /** @internal */
+  constructor(session: Session, conn: Conn) {
+    this.#session = session;
+    this.id = session.id;
+    this.transport = conn.transport;
+    this.remoteAddress = conn.remoteAddress;
+    this.connectedAt = new Date();
+  }
+
+  /** Calls served for this peer right now. */
+  get inFlight(): number {
+    return this.#session.inFlight;
+  }
+
+  /** Resolves when the connection has closed (`undefined` for a normal close). */
+  get closed(): Promise<Error | undefined> {
+    return this.#session.closed;
+  }
+
+  /** Calls a method the client registered. */
+  call<T = unknown>(method: string, params?: Params, options?: CallOptions): Promise<T> {
+    return this.#session.call<T>(method, params, options);
+  }
+
+  /** Sends the client a notification. */
+  notify(method: string, params?: Params): void {
+    this.#session.notify(method, params);
+  }
+
+  /** Closes this peer's connection at once. */
+  close(): void {
+    this.#session.close();
+  }
+
+  /** @internal */
+  get session(): Session {
+    return this.#session;
+  }
+}
+
+/** A running server. Close it with `await server.close()` or `await using`. */
+export class Server implements AsyncDisposable {
+  /** The bound addresses, port 0 resolved (`tcp://127.0.0.1:40211`). */
+  readonly addresses: readonly string[];
+  #listeners: Listener[];
+  #peers = new Set<Peer>();
+  #preauth = new Set<Conn>();
+  #options: ServeOptions;
+  #psk: Uint8Array;
+  #instance = crypto.getRandomValues(new Uint8Array(16));
+  #admission: Admission;
+  #log: Logger;
+  #methods;
+  #closing: Promise<void> | undefined;
+  #loops: Promise<void>[];
+
+  /** @internal use {@link serve} */
+  constructor(listeners: Listener[], psk: Uint8Array, options: ServeOptions, log: Logger) {
+    this.#listeners = listeners;
+    this.addresses = listeners.map((l) => l.address);
+    this.#psk = psk;
+    this.#options = options;
+    this.#log = log;
+    this.#methods = createMethodTable(options.methods);
+    this.#admission = new Admission(options.admission);
+    this.#loops = listeners.map((l) => this.#acceptLoop(l));
+  }
+
+  /** The authenticated peers, live. */
+  get peers(): Peer[] {
+    return [...this.#peers];
+  }
+
+  /**
+   * Shuts down gracefully: stops accepting, sends GOAWAY to every peer, lets calls in flight
+   * finish within `timeout` ms, then closes every connection. Idempotent.
+   */
+  close(options: { timeout?: number } = {}): Promise<void> {
+    this.#closing ??= this.#shutdown(options.timeout ?? DEFAULT_DRAIN_TIMEOUT);
+    return this.#closing;
+  }
+
+  /** Same as {@link close} with the default drain timeout. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #shutdown(timeout: number): Promise<void> {
+    for (const l of this.#listeners) l.close();
+    await Promise.all(this.#loops);
+    for (const conn of this.#preauth) conn.close();
+    const peers = [...this.#peers];
+    for (const p of peers) p.session.goAway();
+    await Promise.all(peers.map((p) => p.session.drain({ timeout, shutdown: true })));
+    await Promise.all(peers.map((p) => p.closed));
+    this.#log.info("stopped", { peers: peers.length });
+  }
+
+  async #acceptLoop(listener: Listener): Promise<void> {
+    while (this.#closing === undefined) {
+      let conn: Conn | null;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        // EMFILE and friends end `for await` over a Deno listener; this loop survives them.
+        if (this.#closing !== undefined) return;
+        this.#log.limited("warn", "accept", "accept_failed", {
+          address: listener.address,
+          reason: (err as Error).message,
+        });
+        await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 50));
+        continue;
+      }
+      if (conn === null) return;
+      this.#admit(conn);
+    }
+  }
+
+  #admit(conn: Conn): void {
+    const host = conn.remoteHost;
+    if (this.#admission.isRateLimited(host)) {
+      this.#log.limited("warn", "rate_limited", "rate_limited", { peer: conn.remoteAddress });
+      return this.#refuse(conn, AlertCode.RATE_LIMITED, "rate limited");
+    }
+    if (this.#peers.size >= (this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
+      this.#log.limited("warn", "busy", "busy", { reason: "max_connections" });
+      return this.#refuse(conn, AlertCode.BUSY, "busy");
+    }
+    if (!this.#admission.enter(host)) {
+      this.#log.limited("warn", "busy", "busy", {
+        reason: "preauth_cap",
+        peer: conn.remoteAddress,
+      });
+      return this.#refuse(conn, AlertCode.BUSY, "busy");
+    }
+    this.#preauth.add(conn);
+    this.#handshake(conn).finally(() => {
+      this.#preauth.delete(conn);
+      this.#admission.leave(host);
+    });
+  }
+
+  /** An alert in place of M1 (seq 0), best effort, then close. */
+  #refuse(conn: Conn, code: number, message: string): void {
+    conn.write(encodeAlertFrame(code, message, 0)).catch(() => {}).finally(() => conn.close());
+  }
+
+  async #handshake(conn: Conn): Promise<void> {
+    const started = performance.now();
+    const reader = new FrameReader(conn, PREAUTH_BUFFER);
+    const host = conn.remoteHost;
+    let result;
+    try {
+      result = await serverHandshake(conn, reader, {
+        psk: this.#psk,
+        transport: conn.transport,
+        maxFrame: this.#options.limits?.maxFrame ?? DEFAULT_MAX_FRAME,
+        instance: this.#instance,
+        timeoutMs: this.#options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+        prepare: () => conn.handshake(),
+        rateLimited: () => this.#admission.isRateLimited(host),
+        onAuthFailure: () => this.#admission.recordFailure(host),
+        authFailureDelayMs: this.#options.authFailureDelayMs,
+      });
+    } catch (err) {
+      conn.close();
+      this.#logHandshakeFailure(conn, err);
+      return;
+    }
+    if (this.#closing !== undefined) {
+      conn.close();
+      return;
+    }
+    reader.resize(16 * 1024);
+    // The handler context exposes the Peer, which itself wraps the session: fill it in below.
+    const holder: { peer?: Peer } = {};
+    const session = new Session({
+      role: "server",
+      channel: conn,
+      reader,
+      handshake: result,
+      methods: this.#methods,
+      limits: this.#options.limits,
+      keyUpdate: this.#options.keyUpdate,
+      logger: this.#log,
+      context: {
+        get peer() {
+          return holder.peer;
+        },
+      },
+    });
+    const peer = new Peer(session, conn);
+    holder.peer = peer;
+    this.#peers.add(peer);
+    this.#log.info("handshake_ok", {
+      session: peer.id,
+      peer: peer.remoteAddress,
+      transport: peer.transport,
+      ms: (performance.now() - started).toFixed(1),
+    });
+    this.#options.onConnect?.(peer);
+    session.closed.then((reason) => {
+      this.#peers.delete(peer);
+      this.#log.info("disconnected", {
+        session: peer.id,
+        peer: peer.remoteAddress,
+        reason: reason ? (reason as RpcError).code ?? reason.message : "closed",
+      });
+      this.#options.onDisconnect?.(peer, reason);
+    });
+  }
+
+  #logHandshakeFailure(conn: Conn, err: unknown): void {
+    const code = err instanceof RpcError ? err.code : "ERROR";
+    const fields = {
+      peer: conn.remoteAddress,
+      transport: conn.transport,
+      reason: code === "AUTH_FAILED" ? "bad_proof" : code.toLowerCase(),
+      detail: err instanceof RpcError ? undefined : escapeForLog(String((err as Error)?.message)),
+    };
+    if (code === "AUTH_FAILED") this.#log.limited("warn", "auth_failed", "auth_failed", fields);
+    else this.#log.limited("debug", `handshake_${code}`, "handshake_failed", fields);
+  }
+}
+
+/**
+ * Starts a server. The secret is checked before any socket is opened.
+ *
+ * @example
+ * ```ts ignore
+ * import { serve } from "@trust/rpc";
+ * await using server = await serve({ listen: "tcp://127.0.0.1:0", methods: { ping: () => "pong" } });
+ * console.log(server.addresses[0]);
+ * ```
+ * @throws {SecretError} `TRUST_ID` missing, empty, weak or invalid
+ * @throws {TransportError} an address cannot be bound
+ */
+export async function serve(options: ServeOptions = {}): Promise<Server> {
+  const psk = await prepareSecret(options.secret, options.insecureAllowShortSecret);
+  const log = typeof options.logger === "object"
+    ? options.logger
+    : createLogger({ level: options.logger ?? "info" });
+  createMethodTable(options.methods); // validates names before binding anything
+  const wanted = options.listen ?? DEFAULT_LISTEN;
+  const items = Array.isArray(wanted) ? wanted : [wanted];
+  const listeners: Listener[] = [];
+  try {
+    for (const item of items) {
+      listeners.push(typeof item === "string" ? await listen(item, options.tls) : item);
+    }
+  } catch (err) {
+    for (const l of listeners) l.close();
+    throw err;
+  }
+  const server = new Server(listeners, psk, options, log);
+  for (const address of server.addresses) log.info("listening", { address });
+  return server;
+}
+
+if (import.meta.main) {
+  const { serverMain } = await import("./cli/server_main.ts");
+  Deno.exit(await serverMain(Deno.args, serve));
+}
