@@ -40,6 +40,8 @@ import type { Conn, Listener } from "./transports/types.ts";
 export const DEFAULT_LISTEN = "tcp://127.0.0.1:8888";
 /** How long {@link Server.close} lets calls in flight finish (ms). */
 export const DEFAULT_DRAIN_TIMEOUT = 10_000;
+/** How long a refused connection may take to receive its BUSY / RATE_LIMITED alert (ms). */
+const REFUSE_DEADLINE = 1000;
 /** Authenticated connections a server keeps at once. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
@@ -231,7 +233,12 @@ export class Server implements AsyncDisposable {
 
   /** An alert in place of M1 (seq 0), best effort, then close. */
   #refuse(conn: Conn, code: number, message: string): void {
-    conn.write(encodeAlertFrame(code, message, 0)).catch(() => {}).finally(() => conn.close());
+    // On TLS the write waits for the TLS handshake: never longer than a second.
+    const timer = setTimeout(() => conn.close(), REFUSE_DEADLINE);
+    conn.write(encodeAlertFrame(code, message, 0)).catch(() => {}).finally(() => {
+      clearTimeout(timer);
+      conn.close();
+    });
   }
 
   async #handshake(conn: Conn): Promise<void> {
@@ -247,8 +254,8 @@ export class Server implements AsyncDisposable {
         instance: this.#instance,
         timeoutMs: this.#options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
         prepare: () => conn.handshake(),
-        rateLimited: () => this.#admission.isRateLimited(host),
-        onAuthFailure: () => this.#admission.recordFailure(host),
+        beginProof: () => this.#admission.beginProof(host),
+        endProof: (ok) => this.#admission.endProof(host, ok),
         authFailureDelayMs: this.#options.authFailureDelayMs,
       });
     } catch (err) {
@@ -302,6 +309,7 @@ export class Server implements AsyncDisposable {
   #logHandshakeFailure(conn: Conn, err: unknown): void {
     const code = err instanceof RpcError ? err.code : "ERROR";
     const fields = {
+      session: err instanceof RpcError ? err.sessionId : undefined,
       peer: conn.remoteAddress,
       transport: conn.transport,
       reason: code === "AUTH_FAILED" ? "bad_proof" : code.toLowerCase(),

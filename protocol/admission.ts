@@ -40,6 +40,8 @@ export class Admission {
   #preauth = 0;
   #perPeer = new Map<string, number>();
   #failures = new Map<string, { times: number[]; lockedUntil: number }>();
+  #checking = new Map<string, number>();
+  #waiters: (() => void)[] = [];
 
   /** @param options caps and budget */
   constructor(options: AdmissionOptions = {}) {
@@ -87,6 +89,43 @@ export class Admission {
     if (host === undefined) return false;
     const entry = this.#failures.get(host);
     return entry !== undefined && this.#now() < entry.lockedUntil;
+  }
+
+  /**
+   * Takes a slot to check one proof from `host`. At most `budget − recent failures` proofs of
+   * one address are checked at once, so a burst of guesses cannot outrun the budget; extra
+   * attempts wait for a slot (the handshake deadline bounds the wait). Resolves false when the
+   * peer is locked out. Pair every `true` with {@link endProof}.
+   */
+  async beginProof(host: string | undefined): Promise<boolean> {
+    if (host === undefined) return true;
+    for (;;) {
+      if (this.isRateLimited(host)) return false;
+      const checking = this.#checking.get(host) ?? 0;
+      if (this.#recentFailures(host) + checking < this.#budget) {
+        this.#checking.set(host, checking + 1);
+        return true;
+      }
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  /** Releases a slot from {@link beginProof}; a failed proof counts against the budget. */
+  endProof(host: string | undefined, ok: boolean): void {
+    if (host === undefined) return;
+    const checking = (this.#checking.get(host) ?? 1) - 1;
+    if (checking <= 0) this.#checking.delete(host);
+    else this.#checking.set(host, checking);
+    if (!ok) this.recordFailure(host);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #recentFailures(host: string): number {
+    const now = this.#now();
+    const entry = this.#failures.get(host);
+    return entry ? entry.times.filter((t) => now - t < this.#window).length : 0;
   }
 
   /** Counts one failed proof for the peer. */

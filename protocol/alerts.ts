@@ -105,7 +105,9 @@ export function errorFromAlert(
   phase: "handshake" | "session",
   sessionId?: string,
 ): RpcError {
-  const from = phase === "handshake" ? "The server" : "The peer";
+  const from = phase === "handshake" && alert.code !== AlertCode.PROTOCOL_ERROR
+    ? "The server"
+    : "The peer";
   switch (alert.code) {
     case AlertCode.AUTH_FAILED:
       return new AuthenticationError(

@@ -7,7 +7,7 @@
 
 import type { ByteChannel } from "./channel.ts";
 import { ProtocolError } from "./errors.ts";
-import { HEADER_SIZE } from "./frame.ts";
+import { describeForeignBytes, HEADER_SIZE } from "./frame.ts";
 
 /** Size of the steady read buffer. Larger records get a buffer of their own. */
 export const DEFAULT_READ_BUFFER = 16 * 1024;
@@ -68,7 +68,14 @@ export class FrameReader {
     }
     if (this.#end - this.#start >= n) return this.#take(n);
     if (this.#end === this.#start) return null;
-    throw new ProtocolError("PROTOCOL_ERROR", "Connection ended in the middle of a frame");
+    const partial = this.#buf.subarray(this.#start, this.#end);
+    const foreign = partial[0] !== 0x54 || (partial.length > 1 && partial[1] !== 0x52);
+    throw new ProtocolError(
+      "PROTOCOL_ERROR",
+      foreign
+        ? `Not a trust-rpc peer: ${describeForeignBytes(partial)}`
+        : "Connection ended in the middle of a frame",
+    );
   }
 
   /** Reads one 20-byte header (see {@link read}). */

@@ -30,6 +30,7 @@ import {
   transcriptHash,
   TRANSPORT_BYTE,
   type TransportLabel,
+  transportLabel,
   verifyClientProof,
   verifyServerProof,
 } from "./handshake_messages.ts";
@@ -63,10 +64,13 @@ export interface ClientHandshakeOptions extends HandshakeOptions {
 export interface ServerHandshakeOptions extends HandshakeOptions {
   /** Runs first, under the deadline (the TLS handshake). */
   prepare?: () => Promise<void>;
-  /** True when the peer is over its failure budget: answered RATE_LIMITED before any X25519. */
-  rateLimited?: () => boolean;
-  /** Called once when the client's proof fails. */
-  onAuthFailure?: () => void;
+  /**
+   * Takes a proof-check slot for this peer before any X25519 work on its M2; resolves false
+   * when the peer is over its failure budget (answered RATE_LIMITED).
+   */
+  beginProof?: () => Promise<boolean>;
+  /** Called exactly once after a slot from {@link beginProof}: whether the proof verified. */
+  endProof?: (ok: boolean) => void;
   /** Delay from M2 to the AUTH_FAILED alert (default 500 ms). */
   authFailureDelayMs?: number;
   /** Test hook: the session id to announce. */
@@ -100,6 +104,9 @@ export function encodeAlertFrame(code: number, message: string, seq: number): Ui
   const body = encodeAlertBody(code, message);
   return concatBytes(encodeHeader(FrameType.ALERT, body.length, seq), body);
 }
+
+/** Errors raised by an alert the peer sent: never answered with an alert of our own. */
+const fromPeerAlert = new WeakSet<Error>();
 
 /** Best effort: an alert write that fails is ignored (the connection is going away). */
 async function sendAlert(
@@ -161,7 +168,9 @@ async function readHandshakeFrame(
     }
     const body = await reader.read(header.length);
     if (body === null) throw new ConnectionClosedError(lost);
-    throw errorFromAlert(decodeAlertBody(body), "handshake");
+    const err = errorFromAlert(decodeAlertBody(body), "handshake");
+    fromPeerAlert.add(err);
+    throw err;
   }
   if (header.type !== type || header.seq !== seq || header.length !== length) {
     throw new ProtocolError(
@@ -176,7 +185,7 @@ async function readHandshakeFrame(
 
 /** The alert that answers a local protocol failure during the handshake. */
 function alertForHandshakeError(err: unknown): { code: number; message: string } | undefined {
-  if (!(err instanceof RpcError)) return undefined;
+  if (!(err instanceof RpcError) || fromPeerAlert.has(err)) return undefined;
   switch (err.code) {
     case "UNSUPPORTED_VERSION":
       return { code: AlertCode.UNSUPPORTED_VERSION, message: "supported versions: 1" };
@@ -235,6 +244,11 @@ export async function clientHandshake(
         if (alert) await sendAlert(channel, alert.code, alert.message, 1);
         throw err;
       }
+      // With the explicit override, the client speaks the server's transport label, so both
+      // transcripts agree (behind a TLS-terminating proxy the client dials tls, the server sees tcp).
+      const transport = options.allowTransportMismatch
+        ? transportLabel(hello.transport) ?? options.transport
+        : options.transport;
       const eph = await (options.ephemeral ?? generateEphemeral)();
       let dh: Uint8Array;
       try {
@@ -247,10 +261,10 @@ export async function clientHandshake(
         clientRandom: random(32),
         clientShare: eph.share,
         clientInstance: options.instance,
-        transport: TRANSPORT_BYTE[options.transport],
+        transport: TRANSPORT_BYTE[transport],
         maxFrame: options.maxFrame,
       });
-      const th = await transcriptHash(options.transport, m1, m2);
+      const th = await transcriptHash(transport, m1, m2);
       const keys = await deriveSessionKeys(options.psk, dh, th);
       const proof = await signClientProof(keys.cpk, th);
       setClientProof(m2, proof);
@@ -315,65 +329,88 @@ export async function serverHandshake(
       });
       await channel.write(m1);
       nextSeq = 2;
-      let m2: Uint8Array;
-      let auth;
       try {
-        m2 = await readHandshakeFrame(
-          reader,
-          FrameType.CLIENT_AUTH,
-          1,
-          120,
-          "The client closed the connection during the handshake",
-        );
-        auth = parseClientAuth(m2.subarray(HEADER_SIZE));
-        checkTransport(auth.transport, options.transport);
-        if (bytesEqual(auth.clientInstance, options.instance)) {
-          throw new ProtocolError("SELF_CONNECTION", "The server is connected to itself");
-        }
-        if (bytesEqual(auth.clientShare, eph.share)) {
-          throw new ProtocolError("PROTOCOL_ERROR", "The client reflected the server's key share");
-        }
+        return await answerClientAuth(channel, reader, options, eph, sessionId, m1);
       } catch (err) {
-        const alert = alertForHandshakeError(err);
-        if (alert) await sendAlert(channel, alert.code, alert.message, 2);
+        // Everything after M1 belongs to the announced session: logs can correlate it.
+        if (err instanceof RpcError && err.sessionId === undefined) {
+          err.sessionId = toHex(sessionId);
+        }
         throw err;
       }
-      const receivedAt = Date.now();
-      if (options.rateLimited?.()) {
-        await sendAlert(channel, AlertCode.RATE_LIMITED, "rate limited", 2);
-        throw new AuthenticationError("RATE_LIMITED", "Peer is over its authentication budget");
-      }
-      let ok = false;
-      let keys;
-      try {
-        const dh = await sharedSecret(eph.privateKey, auth.clientShare);
-        const th = await transcriptHash(options.transport, m1, m2);
-        keys = await deriveSessionKeys(options.psk, dh, th);
-        ok = await verifyClientProof(keys.cpk, th, auth.proof);
-        if (ok) {
-          await channel.write(encodeServerAuth(await signServerProof(keys.spk, th, auth.proof)));
-        }
-      } catch (err) {
-        if (!(err instanceof ProtocolError && err.code === "BAD_SHARE")) throw err;
-      }
-      if (!ok || keys === undefined) {
-        options.onAuthFailure?.();
-        const wait = receivedAt + (options.authFailureDelayMs ?? AUTH_FAILURE_DELAY) - Date.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        await sendAlert(channel, AlertCode.AUTH_FAILED, "authentication failed", 2);
-        throw new AuthenticationError("AUTH_FAILED", "The client's proof did not verify");
-      }
-      return {
-        sessionId,
-        sessionIdHex: toHex(sessionId),
-        sendKey: keys.s2cKey,
-        sendIv: keys.s2cIv,
-        recvKey: keys.c2sKey,
-        recvIv: keys.c2sIv,
-        peerMaxFrame: auth.maxFrame,
-      };
     },
   );
+}
+
+/** The server's side after M1: reads and checks M2, verifies the proof, sends M3. */
+async function answerClientAuth(
+  channel: ByteChannel,
+  reader: FrameReader,
+  options: ServerHandshakeOptions,
+  eph: EphemeralKey,
+  sessionId: Uint8Array,
+  m1: Uint8Array,
+): Promise<HandshakeResult> {
+  let m2: Uint8Array;
+  let auth;
+  try {
+    m2 = await readHandshakeFrame(
+      reader,
+      FrameType.CLIENT_AUTH,
+      1,
+      120,
+      "The client closed the connection during the handshake",
+    );
+    auth = parseClientAuth(m2.subarray(HEADER_SIZE));
+    checkTransport(auth.transport, options.transport);
+    if (bytesEqual(auth.clientInstance, options.instance)) {
+      throw new ProtocolError("SELF_CONNECTION", "The server is connected to itself");
+    }
+    if (bytesEqual(auth.clientShare, eph.share)) {
+      throw new ProtocolError("PROTOCOL_ERROR", "The client reflected the server's key share");
+    }
+  } catch (err) {
+    const alert = alertForHandshakeError(err);
+    if (alert) await sendAlert(channel, alert.code, alert.message, 2);
+    throw err;
+  }
+  const receivedAt = Date.now();
+  if (options.beginProof && !await options.beginProof()) {
+    await sendAlert(channel, AlertCode.RATE_LIMITED, "rate limited", 2);
+    throw new AuthenticationError("RATE_LIMITED", "Peer is over its authentication budget");
+  }
+  let ok = false;
+  let keys;
+  let th: Uint8Array = new Uint8Array(0);
+  try {
+    const dh = await sharedSecret(eph.privateKey, auth.clientShare);
+    th = await transcriptHash(options.transport, m1, m2);
+    keys = await deriveSessionKeys(options.psk, dh, th);
+    ok = await verifyClientProof(keys.cpk, th, auth.proof);
+  } catch (err) {
+    // An invalid share is answered like a bad proof; anything else is unexpected.
+    if (!(err instanceof ProtocolError && err.code === "BAD_SHARE")) {
+      options.endProof?.(false);
+      throw err;
+    }
+  }
+  options.endProof?.(ok);
+  if (!ok || keys === undefined) {
+    const wait = receivedAt + (options.authFailureDelayMs ?? AUTH_FAILURE_DELAY) - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    await sendAlert(channel, AlertCode.AUTH_FAILED, "authentication failed", 2);
+    throw new AuthenticationError("AUTH_FAILED", "The client's proof did not verify");
+  }
+  await channel.write(encodeServerAuth(await signServerProof(keys.spk, th, auth.proof)));
+  return {
+    sessionId,
+    sessionIdHex: toHex(sessionId),
+    sendKey: keys.s2cKey,
+    sendIv: keys.s2cIv,
+    recvKey: keys.c2sKey,
+    recvIv: keys.c2sIv,
+    peerMaxFrame: auth.maxFrame,
+  };
 }
 
 /** Size of the server's pre-authentication read buffer: exactly one M2. */

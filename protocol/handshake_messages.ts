@@ -124,6 +124,11 @@ export function parseClientAuth(body: Uint8Array): ClientAuth {
   };
 }
 
+/** The label of a transport byte, if it is one. */
+export function transportLabel(byte: number): TransportLabel | undefined {
+  return LABEL_BY_BYTE[byte];
+}
+
 /** Checks a transport byte against the label this side believes in. */
 export function checkTransport(peerByte: number, own: TransportLabel, allowMismatch = false): void {
   if (peerByte === TRANSPORT_BYTE[own] || allowMismatch) return;

@@ -368,25 +368,25 @@ export class Session {
     if (!this.isClosed) this.#queue.push(Kind.CANCEL, 0, id, new Uint8Array(0));
   }
 
+  /** Queues an answer. Never throws: what cannot be encoded is answered with INTERNAL. */
   #reply(id: number, kind: number, value: unknown): void {
     if (this.isClosed) return;
+    const what = kind === Kind.ERROR ? "error" : "result";
     let encoded;
     try {
       encoded = encodeValue(value);
       if (encoded.bytes.length > this.#limits.maxMessageSize) {
         throw new ResourceExhaustedError(
-          `Result of ${encoded.bytes.length} bytes exceeds the message limit`,
+          `The ${what} of ${encoded.bytes.length} bytes exceeds the message limit`,
         );
       }
     } catch (err) {
-      if (kind === Kind.ERROR) throw err;
-      const wire = err instanceof RpcError ? errorToWire(err) : errorToWire(
-        new RpcError(
-          "INTERNAL",
-          `Result could not be encoded: ${String((err as Error)?.message ?? err)}`,
-        ),
-      );
-      encoded = encodeValue(wire);
+      const wire = err instanceof ResourceExhaustedError ? errorToWire(err) : {
+        code: "INTERNAL",
+        name: "RpcError",
+        message: `The ${what} could not be encoded: ${err instanceof Error ? err.message : err}`,
+      };
+      encoded = encodeValue({ code: wire.code, name: wire.name, message: wire.message });
       kind = Kind.ERROR;
     }
     this.#queue.push(kind, encoded.binary ? Flag.BINARY : 0, id, encoded.bytes);
@@ -485,8 +485,10 @@ export class Session {
       const err = new ResourceExhaustedError(
         `Message of ${assembled.size}+ bytes exceeds the ${this.#limits.maxMessageSize}-byte limit`,
       );
-      if (m.kind === Kind.REQUEST) this.#replyError(m.id, err);
-      else if (m.kind === Kind.RESPONSE || m.kind === Kind.ERROR) this.#pending.reject(m.id, err);
+      if (m.kind === Kind.REQUEST) {
+        this.#checkRequestId(m.id);
+        this.#replyError(m.id, err);
+      } else if (m.kind === Kind.RESPONSE || m.kind === Kind.ERROR) this.#pending.reject(m.id, err);
       return;
     }
     const { payload, flags } = assembled;
@@ -537,10 +539,15 @@ export class Session {
     this.#checkIdle();
   }
 
-  #onRequest(id: number, reply: boolean, payload: Uint8Array, flags: number): void {
+  /** A request id must be non-zero, of the peer's parity, and not in flight (D.6). */
+  #checkRequestId(id: number): void {
     if (id === 0 || id % 2 !== this.#peerParity || this.#incoming.has(id)) {
       throw new ProtocolError("PROTOCOL_ERROR", `Request id ${id} is invalid or already in flight`);
     }
+  }
+
+  #onRequest(id: number, reply: boolean, payload: Uint8Array, flags: number): void {
+    this.#checkRequestId(id);
     if (this.#goAwaySent !== undefined && id > this.#goAwaySent) {
       if (reply) {
         this.#replyError(id, new UnavailableError("The server is going away: retry elsewhere"));

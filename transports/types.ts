@@ -28,7 +28,7 @@ export interface Conn {
   write(data: Uint8Array): Promise<void>;
   /** Half-closes: the peer reads end of stream, this side can still read. */
   closeWrite(): Promise<void>;
-  /** Closes both directions at once; pending reads reject. Idempotent. */
+  /** Closes both directions at once; pending and later reads resolve `null`. Idempotent. */
   close(): void;
 }
 
