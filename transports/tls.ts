@@ -4,8 +4,13 @@
  * verification is on unless the caller explicitly asks for the insecure option; there is never
  * a fallback to plaintext.
  *
- * Deno 2.9.6 cannot set `TCP_NODELAY` on connections accepted by `Deno.listenTls` (a `TlsConn`
- * has no `setNoDelay`), so only the dialing side gets it; write each message in one call.
+ * Deno 2.9.6 limits, measured:
+ * - Connections accepted by `Deno.listenTls` cannot get `TCP_NODELAY` (a `TlsConn` has no
+ *   `setNoDelay`); only the dialing side has it. Write each message in one call.
+ * - Closing a `TlsConn` before its handshake completes rejects the pending `handshake()` at once,
+ *   but Deno's background handshake task keeps the socket (and its file descriptor) open until
+ *   the peer sends something or disconnects. A silent client therefore holds a descriptor after
+ *   the server gave up on it: cap pre-handshake connections per peer and in total.
  *
  * @module
  */
@@ -176,8 +181,8 @@ export function tls(options: TlsOptions): Dialer {
 /**
  * Listens for TLS connections. `accept()` returns each connection before its TLS handshake:
  * call `conn.handshake()` under a deadline (closing the connection interrupts it), so a client
- * that connects and sends nothing cannot hold it forever. A failed handshake rejects with
- * `TLS_ERROR` and closes the connection.
+ * that connects and sends nothing cannot stall the server (its socket may linger: see the module
+ * doc). A failed handshake rejects with `TLS_ERROR` and closes the connection.
  *
  * @example Serve TLS
  * ```ts
