@@ -5,14 +5,13 @@
  * @module
  */
 
-import type { Timer } from "./bytes.ts";
+import { Deadlines } from "./deadlines.ts";
 import { CallTimeoutError, CancelledError, type RpcError } from "./errors.ts";
 
 interface Entry {
   method: string;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
-  timer: Timer | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
 }
@@ -28,6 +27,7 @@ export interface PendingOptions {
 /** Pending outgoing calls by id. */
 export class PendingCalls {
   #entries = new Map<number, Entry>();
+  #deadlines = new Deadlines<number>();
   #giveUp: (id: number) => void;
 
   /** @param giveUp called with the id when a call times out or is aborted (send CANCEL) */
@@ -52,18 +52,17 @@ export class PendingCalls {
         method,
         resolve,
         reject,
-        timer: undefined,
         signal: options.signal,
         onAbort: undefined,
       };
       if (options.timeoutMs && options.timeoutMs > 0) {
         const ms = options.timeoutMs;
-        entry.timer = setTimeout(() => {
+        this.#deadlines.add(id, ms, () => {
           if (this.#take(id)) {
             reject(new CallTimeoutError(`Call to '${method}' timed out after ${ms} ms`));
             this.#giveUp(id);
           }
-        }, ms);
+        });
       }
       if (options.signal) {
         const signal = options.signal;
@@ -108,7 +107,8 @@ export class PendingCalls {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
     this.#entries.delete(id);
-    if (entry.timer !== undefined) clearTimeout(entry.timer);
+    this.#deadlines.delete(id);
+    if (this.#entries.size === 0) this.#deadlines.clear();
     if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
     return entry;
   }

@@ -8,8 +8,8 @@
  * @module
  */
 
-import type { Timer } from "./bytes.ts";
 import type { ByteChannel } from "./channel.ts";
+import { Deadlines } from "./deadlines.ts";
 import { ProtocolError } from "./errors.ts";
 import { FrameType } from "./frame.ts";
 import { DEFAULT_WRITE_STALL_TIMEOUT } from "./limits.ts";
@@ -61,6 +61,8 @@ export class SendQueue {
   #running = false;
   #failed: Error | undefined;
   #idle: (() => void)[] = [];
+  #watch = new Deadlines<0>();
+  #stallError: Error | undefined;
 
   /**
    * @param channel where sealed records are written
@@ -139,6 +141,7 @@ export class SendQueue {
     this.#bulkKeys.clear();
     this.#records = [];
     this.#queuedBytes = 0;
+    this.#watch.clear();
     this.#wakeIdle();
   }
 
@@ -183,24 +186,21 @@ export class SendQueue {
     }
   }
 
+  /** One write under the stall deadline: a stalled write closes the channel, which ends it. */
   async #write(frame: Uint8Array): Promise<void> {
-    let timer: Timer | undefined;
-    const stalled = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new ProtocolError(
-              "PEER_TIMEOUT",
-              `The peer stopped reading: a write stalled for ${this.#stallMs} ms`,
-            ),
-          ),
-        this.#stallMs,
+    this.#watch.add(0, this.#stallMs, () => {
+      this.#stallError = new ProtocolError(
+        "PEER_TIMEOUT",
+        `The peer stopped reading: a write stalled for ${this.#stallMs} ms`,
       );
+      this.#channel.close();
     });
     try {
-      await Promise.race([this.#channel.write(frame), stalled]);
+      await this.#channel.write(frame);
+    } catch (err) {
+      throw this.#stallError ?? err;
     } finally {
-      clearTimeout(timer);
+      this.#watch.delete(0);
     }
   }
 

@@ -32,6 +32,7 @@ import {
   RpcError,
   UnavailableError,
 } from "./errors.ts";
+import { Deadlines } from "./deadlines.ts";
 import { FrameType, parseHeader, TAG_SIZE } from "./frame.ts";
 import type { FrameReader } from "./frame_reader.ts";
 import type { HandshakeResult } from "./handshake.ts";
@@ -115,7 +116,6 @@ export type Params = unknown[] | Record<string, unknown>;
 interface Incoming {
   controller: AbortController | undefined;
   cancelled: boolean;
-  timer: Timer | undefined;
 }
 
 const closedNormally = Symbol("closed normally");
@@ -151,6 +151,8 @@ export class Session {
   #slotWaiter: (() => void) | undefined;
   #idleWaiters: (() => void)[] = [];
   #pings = new Map<string, (rtt: number) => void>();
+  #handlerDeadlines = new Deadlines<number>();
+  #watchdog = new Deadlines<0>();
   #pingWindow = { start: 0, count: 0 };
 
   /** @param options channel, handshake result, methods and limits */
@@ -450,10 +452,10 @@ export class Session {
   async #readBody(length: number): Promise<Uint8Array> {
     if (this.#reader.buffered >= length) return (await this.#reader.read(length))!;
     let timedOut = false;
-    const timer = setTimeout(() => {
+    this.#watchdog.add(0, this.#limits.frameBodyTimeout, () => {
       timedOut = true;
       this.#channel.close();
-    }, this.#limits.frameBodyTimeout);
+    });
     try {
       const body = await this.#reader.read(length);
       if (body === null) throw new ConnectionClosedError("Connection ended before a record body");
@@ -464,7 +466,7 @@ export class Session {
       }
       throw err;
     } finally {
-      clearTimeout(timer);
+      this.#watchdog.delete(0);
     }
   }
 
@@ -551,7 +553,7 @@ export class Session {
     if (this.#goAwaySent !== undefined && id > this.#goAwaySent) {
       if (reply) {
         this.#replyError(id, new UnavailableError("The server is going away: retry elsewhere"));
-      }
+      } else this.#log.debug("notify_dropped", { session: this.id, reason: "goaway", id });
       return;
     }
     if (id > this.#highestPeerId) this.#highestPeerId = id;
@@ -594,7 +596,7 @@ export class Session {
     args: unknown[],
     meta: Record<string, unknown>,
   ): void {
-    const entry: Incoming = { controller: undefined, cancelled: false, timer: undefined };
+    const entry: Incoming = { controller: undefined, cancelled: false };
     const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
     const deadline = timeout ? Date.now() + timeout : undefined;
     const ctx: CallContext = {
@@ -624,10 +626,10 @@ export class Session {
     }
     this.#incoming.set(id, entry);
     if (timeout) {
-      entry.timer = setTimeout(() => {
+      this.#handlerDeadlines.add(id, timeout, () => {
         entry.cancelled = true;
         entry.controller?.abort(new RpcError("TIMEOUT", `Call to '${method}' passed its deadline`));
-      }, timeout);
+      });
     }
     result.then(
       (value) => {
@@ -636,12 +638,13 @@ export class Session {
       (err) => {
         if (reply && !entry.cancelled) this.#replyError(id, err);
       },
-    ).finally(() => this.#handlerDone(id, entry));
+    ).finally(() => this.#handlerDone(id));
   }
 
-  #handlerDone(id: number, entry: Incoming): void {
-    clearTimeout(entry.timer);
+  #handlerDone(id: number): void {
+    this.#handlerDeadlines.delete(id);
     this.#incoming.delete(id);
+    if (this.#incoming.size === 0) this.#handlerDeadlines.clear();
     const waiter = this.#slotWaiter;
     this.#slotWaiter = undefined;
     waiter?.();
@@ -763,6 +766,8 @@ export class Session {
     for (const resolve of this.#pings.values()) resolve(-1);
     this.#pings.clear();
     this.#reassembler.clear();
+    this.#handlerDeadlines.clear();
+    this.#watchdog.clear();
     this.#slotWaiter?.();
     this.#checkIdle();
     // Let the last records (answers, the alert) leave, but never wait on a stuck peer.

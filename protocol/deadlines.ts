@@ -1,0 +1,76 @@
+/**
+ * Many deadlines on one timer. A session has a deadline per pending call, per running handler
+ * and per write; arming a `setTimeout` for each costs several µs per call in Deno (its timers
+ * are objects), which pipelined traffic pays thousands of times a second. Here one timer is
+ * armed for the earliest deadline; removing an entry is a `Map` delete. Deadlines fire late by
+ * at most the timer's own lateness, never early.
+ *
+ * @module
+ */
+
+import type { Timer } from "./bytes.ts";
+
+interface Entry {
+  at: number;
+  fire: () => void;
+}
+
+/** A set of keyed deadlines served by a single timer. */
+export class Deadlines<K> {
+  #entries = new Map<K, Entry>();
+  #timer: Timer | undefined;
+  #timerAt = Infinity;
+  #now: () => number;
+
+  /** @param now clock in ms (tests may inject one) */
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  /** Entries not yet fired or removed. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Calls `fire` once, `ms` from now, unless {@link delete}d first. Replaces an entry with the same key. */
+  add(key: K, ms: number, fire: () => void): void {
+    const at = this.#now() + ms;
+    this.#entries.set(key, { at, fire });
+    if (at < this.#timerAt) this.#arm(at);
+  }
+
+  /** Removes a deadline; true when it was there. */
+  delete(key: K): boolean {
+    return this.#entries.delete(key);
+  }
+
+  /** Removes every deadline and the timer. */
+  clear(): void {
+    this.#entries.clear();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - this.#now()));
+  }
+
+  #sweep(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = this.#now();
+    const due: Entry[] = [];
+    let next = Infinity;
+    for (const [key, entry] of this.#entries) {
+      if (entry.at <= now) {
+        this.#entries.delete(key);
+        due.push(entry);
+      } else if (entry.at < next) next = entry.at;
+    }
+    if (next !== Infinity) this.#arm(next);
+    for (const entry of due) entry.fire();
+  }
+}
