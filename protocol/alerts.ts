@@ -88,8 +88,8 @@ export function sanitizeAscii(text: string): string {
  */
 export function escapeForLog(text: string, max = 64): string {
   const cut = text.length > max ? text.slice(0, max) : text;
-  // deno-lint-ignore no-control-regex
   const escaped = cut.replace(
+    // deno-lint-ignore no-control-regex
     /[\x00-\x1F\x7F-\x9F\u2028\u2029]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );

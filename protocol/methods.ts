@@ -10,6 +10,9 @@
 import { InvalidParamsError } from "./errors.ts";
 import { METHOD_NAME_PATTERN } from "./limits.ts";
 
+/** Parameters of a call: positional (an array) or named (one object). */
+export type Params = unknown[] | Record<string, unknown>;
+
 /** What a handler sees as `this`: who calls, how to learn it was cancelled, how to call back. */
 export interface CallContext {
   /** The session (connection) id, 32 hex digits. */
@@ -23,9 +26,9 @@ export interface CallContext {
   /** Metadata (headers) the caller attached. */
   readonly meta: Readonly<Record<string, unknown>>;
   /** Calls the caller back over the same connection. */
-  call<T = unknown>(method: string, params?: unknown[] | Record<string, unknown>): Promise<T>;
+  call<T = unknown>(method: string, params?: Params): Promise<T>;
   /** Sends the caller a notification over the same connection. */
-  notify(method: string, params?: unknown[] | Record<string, unknown>): void;
+  notify(method: string, params?: Params): void;
 }
 
 /**
@@ -43,7 +46,7 @@ export interface MethodDefinition {
    * Checks the params before the handler runs. Throw (or return `false`) to reject them; the
    * error's message is sent back as `INVALID_PARAMS`.
    */
-  validate?: (params: unknown[] | Record<string, unknown>) => boolean | void;
+  validate?: (params: Params) => boolean | void;
 }
 
 /** The methods a side serves: a name → handler (or definition) record. */
@@ -80,7 +83,7 @@ export function createMethodTable(methods: Methods | undefined): MethodTable {
 export function validateParams(
   name: string,
   def: MethodDefinition,
-  params: unknown[] | Record<string, unknown>,
+  params: Params,
 ): void {
   if (!def.validate) return;
   let ok: boolean | void;

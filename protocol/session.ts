@@ -32,14 +32,15 @@ import {
   RpcError,
   UnavailableError,
 } from "./errors.ts";
-import { Deadlines } from "./deadlines.ts";
-import { FrameType, parseHeader, TAG_SIZE } from "./frame.ts";
+import { IncomingCalls } from "./incoming_calls.ts";
+import { FrameType } from "./frame.ts";
+import { RecordReader } from "./record_reader.ts";
 import type { FrameReader } from "./frame_reader.ts";
 import type { HandshakeResult } from "./handshake.ts";
 import * as L from "./limits.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { decodeMessages, Flag, Kind, type Message } from "./messages.ts";
-import { type CallContext, type MethodTable, validateParams } from "./methods.ts";
+import { type MethodTable, type Params, validateParams } from "./methods.ts";
 import { PendingCalls } from "./pending_calls.ts";
 import { Reassembler } from "./reassembly.ts";
 import { type KeyUpdatePolicy, RecordOpener, RecordSealer } from "./record.ts";
@@ -110,13 +111,7 @@ export interface CallOptions {
   meta?: Record<string, unknown>;
 }
 
-/** Parameters of a call: positional (array) or named (one object). */
-export type Params = unknown[] | Record<string, unknown>;
-
-interface Incoming {
-  controller: AbortController | undefined;
-  cancelled: boolean;
-}
+export type { Params } from "./methods.ts";
 
 const closedNormally = Symbol("closed normally");
 
@@ -128,17 +123,15 @@ export class Session {
   readonly closed: Promise<Error | undefined>;
 
   #channel: ByteChannel;
-  #reader: FrameReader;
-  #opener: RecordOpener;
+  #records: RecordReader;
   #queue: SendQueue;
   #methods: MethodTable;
   #limits: Required<SessionLimits>;
   #log: Logger;
-  #context: Record<string, unknown>;
   #callTimeout: number;
   #onGoAway?: (lastId: number) => void;
   #pending: PendingCalls;
-  #incoming = new Map<number, Incoming>();
+  #incoming: IncomingCalls;
   #reassembler: Reassembler;
   #nextId: number;
   #peerParity: number;
@@ -151,8 +144,6 @@ export class Session {
   #slotWaiter: (() => void) | undefined;
   #idleWaiters: (() => void)[] = [];
   #pings = new Map<string, (rtt: number) => void>();
-  #handlerDeadlines = new Deadlines<number>();
-  #watchdog = new Deadlines<0>();
   #pingWindow = { start: 0, count: 0 };
 
   /** @param options channel, handshake result, methods and limits */
@@ -160,10 +151,8 @@ export class Session {
     const hs = options.handshake;
     this.id = hs.sessionIdHex;
     this.#channel = options.channel;
-    this.#reader = options.reader;
     this.#methods = options.methods;
     this.#log = options.logger ?? silentLogger;
-    this.#context = options.context ?? {};
     this.#callTimeout = options.callTimeout ?? L.DEFAULT_CALL_TIMEOUT;
     this.#onGoAway = options.onGoAway;
     const l = options.limits ?? {};
@@ -182,7 +171,12 @@ export class Session {
     };
     this.#nextId = options.role === "client" ? 1 : 2;
     this.#peerParity = options.role === "client" ? 0 : 1;
-    this.#opener = new RecordOpener(hs.recvKey, hs.recvIv);
+    this.#records = new RecordReader(
+      this.#channel,
+      options.reader,
+      new RecordOpener(hs.recvKey, hs.recvIv),
+      this.#limits,
+    );
     this.#queue = new SendQueue(
       this.#channel,
       new RecordSealer(hs.sendKey, hs.sendIv, options.keyUpdate),
@@ -196,6 +190,20 @@ export class Session {
       this.#limits.maxMessageSize,
       this.#limits.maxReassemblyBytes,
     );
+    this.#incoming = new IncomingCalls({
+      sessionId: this.id,
+      context: options.context ?? {},
+      call: (m, p) => this.call(m, p),
+      notify: (m, p) => this.notify(m, p),
+      reply: (id, value) => this.#reply(id, Kind.RESPONSE, value),
+      replyError: (id, err) => this.#replyError(id, err),
+      settled: () => {
+        const waiter = this.#slotWaiter;
+        this.#slotWaiter = undefined;
+        waiter?.();
+        this.#checkIdle();
+      },
+    });
     this.#pending = new PendingCalls((id) => {
       this.#sendCancel(id);
       this.#checkIdle();
@@ -401,72 +409,20 @@ export class Session {
   // ---- receiving -----------------------------------------------------------------------
 
   async #readLoop(): Promise<void> {
-    const maxBody = this.#limits.maxFrame + TAG_SIZE;
     try {
       while (!this.isClosed) {
         if (this.#incoming.size >= this.#limits.maxInFlight) {
+          // Backpressure: stop reading until one of the peer's calls finishes here.
           await new Promise<void>((resolve) => this.#slotWaiter = resolve);
           if (this.isClosed) return;
         }
-        const headerView = await this.#reader.readHeader();
-        if (headerView === null) return this.#peerEnded();
-        const header = parseHeader(headerView);
-        const headerBytes = headerView.slice();
-        if (header.type < FrameType.MESSAGES) {
-          throw new ProtocolError("BAD_RECORD", "Cleartext handshake frame after authentication");
-        }
-        if (
-          header.type !== FrameType.MESSAGES && header.type !== FrameType.KEY_UPDATE &&
-          header.type !== FrameType.ALERT
-        ) {
-          throw new ProtocolError("PROTOCOL_ERROR", `Unknown record type ${header.type}`);
-        }
-        if (header.length < TAG_SIZE) {
-          throw new ProtocolError("PROTOCOL_ERROR", "Record shorter than its tag");
-        }
-        if (header.length > maxBody) {
-          throw new ProtocolError(
-            "FRAME_TOO_LARGE",
-            `Record of ${header.length} bytes is too large`,
-          );
-        }
-        this.#opener.accept(header.seq);
-        const body = await this.#readBody(header.length);
-        const plaintext = await this.#opener.open(header.seq, headerBytes, body);
-        if (header.type === FrameType.MESSAGES) {
-          for (const m of decodeMessages(plaintext)) this.#onMessage(m);
-        } else if (header.type === FrameType.KEY_UPDATE) {
-          if (plaintext.length !== 0) {
-            throw new ProtocolError("PROTOCOL_ERROR", "KEY_UPDATE with data");
-          }
-          await this.#opener.rotate();
-        } else {
-          return this.#onAlert(plaintext);
-        }
+        const record = await this.#records.next();
+        if (record === null) return this.#peerEnded();
+        if (record.type === FrameType.ALERT) return this.#onAlert(record.plaintext);
+        for (const m of decodeMessages(record.plaintext)) this.#onMessage(m);
       }
     } catch (err) {
       if (!this.isClosed) this.#fail(err instanceof Error ? err : new Error(String(err)), true);
-    }
-  }
-
-  async #readBody(length: number): Promise<Uint8Array> {
-    if (this.#reader.buffered >= length) return (await this.#reader.read(length))!;
-    let timedOut = false;
-    this.#watchdog.add(0, this.#limits.frameBodyTimeout, () => {
-      timedOut = true;
-      this.#channel.close();
-    });
-    try {
-      const body = await this.#reader.read(length);
-      if (body === null) throw new ConnectionClosedError("Connection ended before a record body");
-      return body;
-    } catch (err) {
-      if (timedOut) {
-        throw new ProtocolError("PEER_TIMEOUT", "A record body did not arrive within the deadline");
-      }
-      throw err;
-    } finally {
-      this.#watchdog.delete(0);
     }
   }
 
@@ -581,81 +537,22 @@ export class Session {
       }
       validateParams(method, def, params as Params);
       const args = Array.isArray(params) ? params : [params];
-      this.#run(id, reply, method, def.handler, args, (meta ?? {}) as Record<string, unknown>);
+      this.#incoming.run(
+        id,
+        reply,
+        method,
+        def.handler,
+        args,
+        (meta ?? {}) as Record<string, unknown>,
+      );
     } catch (err) {
       if (reply) this.#replyError(id, err);
       else this.#log.debug("notify_failed", { session: this.id, method: escapeForLog(method) });
     }
   }
 
-  #run(
-    id: number,
-    reply: boolean,
-    method: string,
-    handler: (...args: unknown[]) => unknown,
-    args: unknown[],
-    meta: Record<string, unknown>,
-  ): void {
-    const entry: Incoming = { controller: undefined, cancelled: false };
-    const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
-    const deadline = timeout ? Date.now() + timeout : undefined;
-    const ctx: CallContext = {
-      ...this.#context,
-      sessionId: this.id,
-      method,
-      deadline,
-      meta,
-      get signal() {
-        entry.controller ??= new AbortController();
-        if (entry.cancelled) entry.controller.abort(new RpcError("CANCELLED", "Call cancelled"));
-        return entry.controller.signal;
-      },
-      call: (m, p) => this.call(m, p),
-      notify: (m, p) => this.notify(m, p),
-    };
-    let result: unknown;
-    try {
-      result = handler.apply(ctx, args);
-    } catch (err) {
-      if (reply) this.#replyError(id, err);
-      return;
-    }
-    if (!(result instanceof Promise)) {
-      if (reply) this.#reply(id, Kind.RESPONSE, result);
-      return;
-    }
-    this.#incoming.set(id, entry);
-    if (timeout) {
-      this.#handlerDeadlines.add(id, timeout, () => {
-        entry.cancelled = true;
-        entry.controller?.abort(new RpcError("TIMEOUT", `Call to '${method}' passed its deadline`));
-      });
-    }
-    result.then(
-      (value) => {
-        if (reply && !entry.cancelled) this.#reply(id, Kind.RESPONSE, value);
-      },
-      (err) => {
-        if (reply && !entry.cancelled) this.#replyError(id, err);
-      },
-    ).finally(() => this.#handlerDone(id));
-  }
-
-  #handlerDone(id: number): void {
-    this.#handlerDeadlines.delete(id);
-    this.#incoming.delete(id);
-    if (this.#incoming.size === 0) this.#handlerDeadlines.clear();
-    const waiter = this.#slotWaiter;
-    this.#slotWaiter = undefined;
-    waiter?.();
-    this.#checkIdle();
-  }
-
   #onCancel(id: number): void {
-    const entry = this.#incoming.get(id);
-    if (entry === undefined || entry.cancelled) return;
-    entry.cancelled = true;
-    entry.controller?.abort(new RpcError("CANCELLED", "The caller cancelled the call"));
+    this.#incoming.cancel(id);
   }
 
   #onPing(payload: Uint8Array): void {
@@ -759,15 +656,11 @@ export class Session {
           cause,
         }),
     );
-    for (const entry of this.#incoming.values()) {
-      entry.cancelled = true;
-      entry.controller?.abort(new ConnectionClosedError(message, { sessionId: this.id }));
-    }
+    this.#incoming.abortAll(new ConnectionClosedError(message, { sessionId: this.id }));
     for (const resolve of this.#pings.values()) resolve(-1);
     this.#pings.clear();
     this.#reassembler.clear();
-    this.#handlerDeadlines.clear();
-    this.#watchdog.clear();
+    this.#records.close();
     this.#slotWaiter?.();
     this.#checkIdle();
     // Let the last records (answers, the alert) leave, but never wait on a stuck peer.

@@ -1,0 +1,153 @@
+/**
+ * The handlers running for the peer's requests on one session: their contexts, cancellation,
+ * deadlines, and the count the session uses for backpressure. A handler stays counted until
+ * it has really stopped, even after a CANCEL (the lesson of HTTP/2 "Rapid Reset").
+ *
+ * @module
+ */
+
+import { Deadlines } from "./deadlines.ts";
+import { RpcError } from "./errors.ts";
+import type { CallContext, MethodHandler, Params } from "./methods.ts";
+
+interface Running {
+  controller: AbortController | undefined;
+  cancelled: boolean;
+  reason: RpcError | undefined;
+}
+
+/** What {@link IncomingCalls} needs from its session. */
+export interface IncomingHost {
+  /** Session id (hex). */
+  readonly sessionId: string;
+  /** Extra context properties (getters stay live), e.g. `peer` on the server. */
+  readonly context: Record<string, unknown>;
+  /** Calls back the peer. */
+  call(method: string, params?: Params): Promise<unknown>;
+  /** Notifies the peer. */
+  notify(method: string, params?: Params): void;
+  /** Sends a RESPONSE. */
+  reply(id: number, value: unknown): void;
+  /** Sends an ERROR. */
+  replyError(id: number, err: unknown): void;
+  /** A running handler finished (a slot is free). */
+  settled(): void;
+}
+
+const STATE = Symbol("call state");
+
+/** Per-call state lives on the context object under a symbol; everything else is shared. */
+type Context = CallContext & { [STATE]: Running };
+
+function abort(state: Running, reason: RpcError): void {
+  if (state.cancelled) return;
+  state.cancelled = true;
+  state.reason = reason;
+  state.controller?.abort(reason);
+}
+
+/** The peer's requests that are running on this side. */
+export class IncomingCalls {
+  #host: IncomingHost;
+  #running = new Map<number, Running>();
+  #deadlines = new Deadlines<number>();
+  #base: object;
+
+  /** @param host the session's side of things */
+  constructor(host: IncomingHost) {
+    this.#host = host;
+    // One shared prototype per session: a call's context is `Object.create(base)` plus
+    // three fields, instead of a fresh object with closures and getters per call.
+    this.#base = Object.defineProperties({}, {
+      ...Object.getOwnPropertyDescriptors(host.context),
+      sessionId: { value: host.sessionId },
+      call: { value: (m: string, p?: Params) => host.call(m, p) },
+      notify: { value: (m: string, p?: Params) => host.notify(m, p) },
+      signal: {
+        get(this: Context) {
+          const state = this[STATE];
+          if (state.controller === undefined) {
+            state.controller = new AbortController();
+            if (state.reason) state.controller.abort(state.reason);
+          }
+          return state.controller.signal;
+        },
+      },
+    });
+  }
+
+  /** Handlers running now (async ones; a synchronous handler finishes before this counts it). */
+  get size(): number {
+    return this.#running.size;
+  }
+
+  /** True when a request with this id is running. */
+  has(id: number): boolean {
+    return this.#running.has(id);
+  }
+
+  /**
+   * Runs `handler` with `this` = the call context. Answers when `reply` is true, unless the
+   * call was cancelled meanwhile (its caller has gone).
+   */
+  run(
+    id: number,
+    reply: boolean,
+    method: string,
+    handler: MethodHandler,
+    args: unknown[],
+    meta: Record<string, unknown>,
+  ): void {
+    const state: Running = { controller: undefined, cancelled: false, reason: undefined };
+    const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
+    const ctx = Object.create(this.#base) as Context;
+    ctx[STATE] = state;
+    (ctx as { method: string }).method = method;
+    (ctx as { deadline: number | undefined }).deadline = timeout ? Date.now() + timeout : undefined;
+    (ctx as { meta: Record<string, unknown> }).meta = meta;
+    let result: unknown;
+    try {
+      result = handler.apply(ctx, args);
+    } catch (err) {
+      if (reply) this.#host.replyError(id, err);
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      if (reply) this.#host.reply(id, result);
+      return;
+    }
+    this.#running.set(id, state);
+    if (timeout) {
+      this.#deadlines.add(
+        id,
+        timeout,
+        () => abort(state, new RpcError("TIMEOUT", `Call to '${method}' passed its deadline`)),
+      );
+    }
+    result.then(
+      (value) => {
+        if (reply && !state.cancelled) this.#host.reply(id, value);
+      },
+      (err) => {
+        if (reply && !state.cancelled) this.#host.replyError(id, err);
+      },
+    ).finally(() => {
+      this.#deadlines.delete(id);
+      this.#running.delete(id);
+      if (this.#running.size === 0) this.#deadlines.clear();
+      this.#host.settled();
+    });
+  }
+
+  /** The caller cancelled: the handler's signal aborts with `CANCELLED`. */
+  cancel(id: number): void {
+    const state = this.#running.get(id);
+    if (state) abort(state, new RpcError("CANCELLED", "The caller cancelled the call"));
+  }
+
+  /** The connection is gone: every running handler's signal aborts with `reason`. */
+  abortAll(reason: RpcError): void {
+    for (const state of this.#running.values()) abort(state, reason);
+    this.#deadlines.clear();
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Reads sealed records in order after the handshake (PROTOCOL.md §8 receiver steps): checks
+ * the header (type, length against `max_frame`, sequence number — advanced before any await),
+ * reads the body under a deadline, opens it, and applies KEY_UPDATE itself. Yields the
+ * plaintext of MESSAGES and ALERT records.
+ *
+ * @module
+ */
+
+import type { ByteChannel } from "./channel.ts";
+import { Deadlines } from "./deadlines.ts";
+import { ConnectionClosedError, ProtocolError } from "./errors.ts";
+import { FrameType, parseHeader, TAG_SIZE } from "./frame.ts";
+import type { FrameReader } from "./frame_reader.ts";
+import type { RecordOpener } from "./record.ts";
+
+/** An opened record: MESSAGES or ALERT. */
+export interface OpenedRecord {
+  /** `FrameType.MESSAGES` or `FrameType.ALERT`. */
+  type: number;
+  /** The decrypted plaintext. */
+  plaintext: Uint8Array;
+}
+
+/** Reads and opens records one at a time. */
+export class RecordReader {
+  #channel: ByteChannel;
+  #reader: FrameReader;
+  #opener: RecordOpener;
+  #maxBody: number;
+  #bodyTimeout: number;
+  #watchdog = new Deadlines<0>();
+
+  /**
+   * @param channel closed when a body misses its deadline (that interrupts the read)
+   * @param reader the frame reader (it may hold bytes already)
+   * @param opener the receiving direction's keys
+   * @param limits this side's `max_frame` and the per-record body deadline (ms)
+   */
+  constructor(
+    channel: ByteChannel,
+    reader: FrameReader,
+    opener: RecordOpener,
+    limits: { maxFrame: number; frameBodyTimeout: number },
+  ) {
+    this.#channel = channel;
+    this.#reader = reader;
+    this.#opener = opener;
+    this.#maxBody = limits.maxFrame + TAG_SIZE;
+    this.#bodyTimeout = limits.frameBodyTimeout;
+  }
+
+  /**
+   * The next MESSAGES or ALERT record; `null` at a clean end of stream between records.
+   * Throws a `ProtocolError` for anything that breaks the record layer.
+   */
+  async next(): Promise<OpenedRecord | null> {
+    for (;;) {
+      const headerView = await this.#reader.readHeader();
+      if (headerView === null) return null;
+      const header = parseHeader(headerView);
+      const headerBytes = headerView.slice();
+      if (header.type < FrameType.MESSAGES) {
+        throw new ProtocolError("BAD_RECORD", "Cleartext handshake frame after authentication");
+      }
+      if (
+        header.type !== FrameType.MESSAGES && header.type !== FrameType.KEY_UPDATE &&
+        header.type !== FrameType.ALERT
+      ) {
+        throw new ProtocolError("PROTOCOL_ERROR", `Unknown record type ${header.type}`);
+      }
+      if (header.length < TAG_SIZE) {
+        throw new ProtocolError("PROTOCOL_ERROR", "Record shorter than its tag");
+      }
+      if (header.length > this.#maxBody) {
+        throw new ProtocolError("FRAME_TOO_LARGE", `Record of ${header.length} bytes is too large`);
+      }
+      this.#opener.accept(header.seq);
+      const body = await this.#readBody(header.length);
+      const plaintext = await this.#opener.open(header.seq, headerBytes, body);
+      if (header.type !== FrameType.KEY_UPDATE) return { type: header.type, plaintext };
+      if (plaintext.length !== 0) throw new ProtocolError("PROTOCOL_ERROR", "KEY_UPDATE with data");
+      await this.#opener.rotate();
+    }
+  }
+
+  /** Stops the body deadline timer (the session is closing). */
+  close(): void {
+    this.#watchdog.clear();
+  }
+
+  async #readBody(length: number): Promise<Uint8Array> {
+    if (this.#reader.buffered >= length) return (await this.#reader.read(length))!;
+    let timedOut = false;
+    this.#watchdog.add(0, this.#bodyTimeout, () => {
+      timedOut = true;
+      this.#channel.close();
+    });
+    try {
+      const body = await this.#reader.read(length);
+      if (body === null) throw new ConnectionClosedError("Connection ended before a record body");
+      return body;
+    } catch (err) {
+      if (timedOut) {
+        throw new ProtocolError("PEER_TIMEOUT", "A record body did not arrive within the deadline");
+      }
+      throw err;
+    } finally {
+      this.#watchdog.delete(0);
+    }
+  }
+}
