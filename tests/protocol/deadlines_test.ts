@@ -1,7 +1,6 @@
 import { assertEquals } from "@std/assert";
 import { Deadlines } from "../../protocol/deadlines.ts";
 
-
 Deno.test("Deadlines: fire in order, never early; deleted ones never fire", async () => {
   const d = new Deadlines<string>();
   const fired: string[] = [];
