@@ -9,12 +9,13 @@ import { loadSecret } from "../env/secret_source.ts";
 import { fingerprint, generateSecret, stretchSecret } from "../protocol/secret.ts";
 import type { LogLevel } from "../protocol/logger.ts";
 import type { Params } from "../protocol/session.ts";
-import { parseArgs, parseMs, UsageError } from "./args.ts";
+import { parseArgs, parseMs } from "./args.ts";
 import {
   describeError,
   EXIT_CALL_FAILED,
   EXIT_CONNECT_FAILED,
   EXIT_USAGE,
+  reportArgsFailure,
   toJsonLine,
 } from "./output.ts";
 
@@ -82,12 +83,7 @@ export async function clientMain(args: string[], connect: ConnectFunction): Prom
       level: (parsed.strings["log-level"] ?? "warn") as LogLevel,
     };
   } catch (err) {
-    if (!(err instanceof UsageError)) {
-      console.error(`error: ${describeError(err)}`);
-      return EXIT_CONNECT_FAILED;
-    }
-    console.error(`error: ${err.message}\n\n${HELP}`);
-    return EXIT_USAGE;
+    return reportArgsFailure(err, HELP);
   }
   switch (command) {
     case "keygen":

@@ -6,6 +6,7 @@
  */
 
 import { RemoteError, RpcError } from "../protocol/errors.ts";
+import { UsageError } from "./args.ts";
 
 /** Exit code: the call failed. */
 export const EXIT_CALL_FAILED = 1;
@@ -36,4 +37,17 @@ export function describeError(err: unknown): string {
   if (err instanceof RpcError) return `${err.code}: ${err.message}`;
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
+}
+
+/**
+ * Reports a failure while reading the command line: a usage error with the help text (exit
+ * 2), anything else (an unreadable file) as a plain error (exit 3). Returns the exit code.
+ */
+export function reportArgsFailure(err: unknown, help: string): number {
+  if (err instanceof UsageError) {
+    console.error(`error: ${err.message}\n\n${help}`);
+    return EXIT_USAGE;
+  }
+  console.error(`error: ${describeError(err)}`);
+  return EXIT_CONNECT_FAILED;
 }

@@ -11,7 +11,7 @@ import type { LogLevel } from "../protocol/logger.ts";
 import type { Methods } from "../protocol/methods.ts";
 import { parseArgs, UsageError } from "./args.ts";
 import { demoServices } from "./demo_services.ts";
-import { describeError, EXIT_CONNECT_FAILED, EXIT_USAGE } from "./output.ts";
+import { describeError, EXIT_CONNECT_FAILED, reportArgsFailure } from "./output.ts";
 
 const HELP = `Usage: deno run -A server.ts [options]
 
@@ -70,12 +70,7 @@ export async function serverMain(args: string[], serve: ServeFunction): Promise<
       tls = { cert: await Deno.readTextFile(cert), key: await Deno.readTextFile(key) };
     }
   } catch (err) {
-    if (!(err instanceof UsageError)) {
-      console.error(`error: ${describeError(err)}`);
-      return EXIT_CONNECT_FAILED;
-    }
-    console.error(`error: ${err.message}\n\n${HELP}`);
-    return EXIT_USAGE;
+    return reportArgsFailure(err, HELP);
   }
   let server;
   try {

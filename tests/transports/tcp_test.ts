@@ -10,29 +10,10 @@ import { TransportError } from "../../protocol/errors.ts";
 import { parseAddress } from "../../transports/address.ts";
 import { listenTcp, tcp } from "../../transports/tcp.ts";
 import type { Conn, Listener } from "../../transports/types.ts";
+import { readExactly } from "./_io.ts";
+import { HAS_IPV6 } from "../_helpers.ts";
 
 const MiB = 1 << 20;
-
-function ipv6Available(): boolean {
-  try {
-    Deno.listen({ hostname: "::1", port: 0 }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Reads exactly `n` bytes (bounded: every read returns at least one byte or ends the loop). */
-async function readExactly(conn: Conn, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let offset = 0;
-  while (offset < n) {
-    const count = await conn.read(out.subarray(offset, Math.min(n, offset + 65536)));
-    if (count === null) throw new Error(`End of stream after ${offset} of ${n} bytes`);
-    offset += count;
-  }
-  return out;
-}
 
 function pattern(n: number, seed = 0): Uint8Array {
   const data = new Uint8Array(n);
@@ -92,7 +73,7 @@ Deno.test("tcp transport", async (t) => {
 
   await t.step({
     name: "echo round trip with a 1 MiB write over [::1]",
-    ignore: !ipv6Available(),
+    ignore: !HAS_IPV6,
     fn: () => echoRoundTrip("::1"),
   });
 

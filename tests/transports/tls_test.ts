@@ -11,21 +11,14 @@ import { TransportError } from "../../protocol/errors.ts";
 import { parseAddress } from "../../transports/address.ts";
 import { listen } from "../../transports/mod.ts";
 import { listenTls, tls, type TlsOptions } from "../../transports/tls.ts";
-import type { Conn, Listener } from "../../transports/types.ts";
+import type { Listener } from "../../transports/types.ts";
+import { readExactly } from "./_io.ts";
+import { HAS_IPV6 } from "../_helpers.ts";
 
 const fixture = (name: string) =>
   Deno.readTextFileSync(new URL(`../fixtures/${name}`, import.meta.url));
 const CA = fixture("ca.pem");
 const MiB = 1 << 20;
-
-function ipv6Available(): boolean {
-  try {
-    Deno.listen({ hostname: "::1", port: 0 }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function portOf(listener: Listener | Deno.TcpListener): number {
   if ("addr" in listener) return listener.addr.port;
@@ -42,17 +35,6 @@ function serve(name: string, hostname = "127.0.0.1"): Listener {
     cert: fixture(`${name}.pem`),
     key: fixture(`${name}.key.pem`),
   });
-}
-
-async function readExactly(conn: Conn, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let offset = 0;
-  while (offset < n) {
-    const count = await conn.read(out.subarray(offset, Math.min(n, offset + 65536)));
-    if (count === null) throw new Error(`End of stream after ${offset} of ${n} bytes`);
-    offset += count;
-  }
-  return out;
 }
 
 /** Dials `listener` as `hostname`; returns the client's failure and the server's. */
@@ -108,7 +90,7 @@ Deno.test("tls transport", async (t) => {
   await t.step("good CA: 1 MiB echo by IP SAN", () => echoRoundTrip("127.0.0.1", "127.0.0.1"));
   await t.step({
     name: "good CA: 1 MiB echo over [::1]",
-    ignore: !ipv6Available(),
+    ignore: !HAS_IPV6,
     fn: () => echoRoundTrip("::1", "::1"),
   });
 

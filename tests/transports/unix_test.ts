@@ -7,7 +7,7 @@ import {
 } from "@std/assert";
 import { TransportError } from "../../protocol/errors.ts";
 import { listenUnix, unix } from "../../transports/unix.ts";
-import type { Conn } from "../../transports/types.ts";
+import { readExactly } from "./_io.ts";
 
 const MiB = 1 << 20;
 const UNIX_MODULE = import.meta.resolve("../../transports/unix.ts");
@@ -20,17 +20,6 @@ async function exists(path: string): Promise<boolean> {
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
-}
-
-async function readExactly(conn: Conn, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let offset = 0;
-  while (offset < n) {
-    const count = await conn.read(out.subarray(offset, Math.min(n, offset + 65536)));
-    if (count === null) throw new Error(`End of stream after ${offset} of ${n} bytes`);
-    offset += count;
-  }
-  return out;
 }
 
 /** Runs a Deno script in a child process (through `sh -c` so the shell can set up limits). */
