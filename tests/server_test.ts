@@ -139,3 +139,18 @@ Deno.test("Server: wrong secret is AUTH_FAILED and logged once, without the secr
   assert(lines[0].includes("peer=127.0.0.1:"));
   assert(!ts.logs.some((l) => l.includes(CANARY_SECRET)));
 });
+
+Deno.test("Server: route-style method names like the Go seed's are callable", async () => {
+  await using ts = await startServer("tcp", {
+    methods: {
+      "/health": () => ({ status: "ok" }),
+      "/stream/time": (count: number) => Array.from({ length: count }, (_, i) => i),
+      "v1.users:get": (id: number) => ({ id }),
+    },
+  });
+  await using client = await ts.connect();
+  assertEquals(await client.call("/health"), { status: "ok" });
+  assertEquals(await client.call("/stream/time", [3]), [0, 1, 2]);
+  assertEquals(await client.call("v1.users:get", [7]), { id: 7 });
+  await assertRejects(() => client.call("/missing"), RpcError);
+});
