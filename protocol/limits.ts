@@ -47,6 +47,10 @@ export const DEFAULT_MAX_OUTBOUND_BYTES = 8 * 1_048_576;
 export const DEFAULT_WRITE_STALL_TIMEOUT = 30_000;
 /** Deepest JSON nesting accepted in a payload. */
 export const DEFAULT_MAX_JSON_DEPTH = 64;
+/** A PING is sent after this many ms without inbound traffic (0 disables heartbeats). */
+export const DEFAULT_HEARTBEAT_INTERVAL = 5_000;
+/** The peer is presumed dead after this many heartbeat intervals without inbound traffic. */
+export const DEFAULT_HEARTBEAT_MISSES = 3;
 /** PINGs per second accepted from a peer before RATE_LIMITED. */
 export const DEFAULT_MAX_PINGS_PER_SECOND = 10;
 /** Records sealed under one key before KEY_UPDATE (2^24). */

@@ -73,6 +73,13 @@ export interface SessionLimits {
   maxPingsPerSecond?: number;
   /** After the peer's end of stream, how long calls already received may still answer (ms). */
   halfCloseTimeout?: number;
+  /**
+   * Send a PING after this many ms without inbound traffic; 0 disables heartbeats. Keep it at
+   * 200 ms or more: peers refuse more than 10 PINGs a second.
+   */
+  heartbeatInterval?: number;
+  /** Close with PEER_TIMEOUT after this many intervals without inbound traffic. */
+  heartbeatMisses?: number;
 }
 
 /** Options of a {@link Session}. */
@@ -145,6 +152,9 @@ export class Session {
   #idleWaiters: (() => void)[] = [];
   #pings = new Map<string, (rtt: number) => void>();
   #pingWindow = { start: 0, count: 0 };
+  #lastInbound = Date.now();
+  #lastPingSent = 0;
+  #heartbeat: Timer | undefined;
 
   /** @param options channel, handshake result, methods and limits */
   constructor(options: SessionOptions) {
@@ -168,6 +178,8 @@ export class Session {
       maxJsonDepth: l.maxJsonDepth ?? L.DEFAULT_MAX_JSON_DEPTH,
       maxPingsPerSecond: l.maxPingsPerSecond ?? L.DEFAULT_MAX_PINGS_PER_SECOND,
       halfCloseTimeout: l.halfCloseTimeout ?? L.DEFAULT_HALF_CLOSE_TIMEOUT,
+      heartbeatInterval: l.heartbeatInterval ?? L.DEFAULT_HEARTBEAT_INTERVAL,
+      heartbeatMisses: l.heartbeatMisses ?? L.DEFAULT_HEARTBEAT_MISSES,
     };
     this.#nextId = options.role === "client" ? 1 : 2;
     this.#peerParity = options.role === "client" ? 0 : 1;
@@ -209,6 +221,7 @@ export class Session {
       this.#checkIdle();
     });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#startHeartbeat();
     this.#readLoop();
   }
 
@@ -417,6 +430,7 @@ export class Session {
           if (this.isClosed) return;
         }
         const record = await this.#records.next();
+        this.#lastInbound = Date.now();
         if (record === null) return this.#peerEnded();
         if (record.type === FrameType.ALERT) return this.#onAlert(record.plaintext);
         for (const m of decodeMessages(record.plaintext)) this.#onMessage(m);
@@ -555,6 +569,34 @@ export class Session {
     this.#incoming.cancel(id);
   }
 
+  /**
+   * Heartbeat (PROTOCOL.md §11): a PING after `interval` ms of inbound silence; after
+   * `misses` intervals the peer is presumed dead (frozen, or a path that dropped it without a
+   * FIN). Ticks at a quarter interval (at most 1 s), so detection stays within misses ×
+   * interval + 1 s.
+   */
+  #startHeartbeat(): void {
+    const interval = this.#limits.heartbeatInterval;
+    if (!(interval > 0)) return;
+    const deadAfter = interval * this.#limits.heartbeatMisses;
+    this.#heartbeat = setInterval(() => {
+      const now = Date.now();
+      const idle = now - this.#lastInbound;
+      if (idle >= deadAfter) {
+        this.#fail(
+          new ProtocolError(
+            "PEER_TIMEOUT",
+            `The peer sent nothing for ${idle} ms: connection presumed dead`,
+          ),
+          true,
+        );
+      } else if (idle >= interval && now - this.#lastPingSent >= interval) {
+        this.#lastPingSent = now;
+        this.#queue.push(Kind.PING, 0, 0, crypto.getRandomValues(new Uint8Array(8)));
+      }
+    }, Math.max(10, Math.min(interval / 4, 1000)));
+  }
+
   #onPing(payload: Uint8Array): void {
     const now = Date.now();
     if (now - this.#pingWindow.start >= 1000) this.#pingWindow = { start: now, count: 0 };
@@ -661,6 +703,7 @@ export class Session {
     this.#pings.clear();
     this.#reassembler.clear();
     this.#records.close();
+    clearInterval(this.#heartbeat);
     this.#slotWaiter?.();
     this.#checkIdle();
     // Let the last records (answers, the alert) leave, but never wait on a stuck peer.

@@ -711,6 +711,7 @@ export class MitmProxy {
   #accepting: Promise<void>;
   #count = 0;
   #wireBytes: Uint8Array[] = [];
+  #stopping = Promise.withResolvers<void>();
 
   constructor(target: number | string, onFrame?: FrameHook) {
     this.#targetPort = typeof target === "number" ? target : portOf(target);
@@ -741,6 +742,7 @@ export class MitmProxy {
 
   /** Stops accepting, closes every connection and waits for the pumps. Idempotent. */
   async close(): Promise<void> {
+    this.#stopping.resolve();
     closeQuietly(this.#listener);
     await this.#accepting;
     for (const c of this.#conns) closeQuietly(c);
@@ -777,17 +779,27 @@ export class MitmProxy {
     }
     this.#conns.add(server);
     const clientPort = (client.remoteAddr as Deno.NetAddr).port;
-    await Promise.all([
+    const blackholed = await Promise.all([
       this.#pump(id, clientPort, "c2s", client, server),
       this.#pump(id, clientPort, "s2c", server, client),
     ]);
+    // A frozen path forwards nothing, not even the end: keep both sockets open until the
+    // proxy itself closes.
+    if (blackholed.includes(true)) await this.#stopping.promise;
     closeQuietly(client);
     closeQuietly(server);
     this.#conns.delete(client);
     this.#conns.delete(server);
   }
 
-  async #pump(id: number, clientPort: number, dir: Dir, src: Deno.Conn, dst: Deno.Conn) {
+  /** Forwards one direction; resolves true when it was blackholed. */
+  async #pump(
+    id: number,
+    clientPort: number,
+    dir: Dir,
+    src: Deno.Conn,
+    dst: Deno.Conn,
+  ): Promise<boolean> {
     const buf = new Uint8Array(64 * 1024);
     let pending: Uint8Array = new Uint8Array(0);
     let raw = false;
@@ -878,11 +890,13 @@ export class MitmProxy {
       }
     }
     if (pending.length > 0) await emit(pending);
+    if (blackholed) return true;
     try {
       await dst.closeWrite();
     } catch {
       // already closed
     }
+    return false;
   }
 }
 
