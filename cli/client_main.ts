@@ -51,6 +51,7 @@ export type ConnectFunction = (address: string, options: {
   caCerts?: string[];
   timeout: number;
   logger: LogLevel;
+  reconnect: false;
 }) => Promise<CliClient>;
 
 interface Settings {
@@ -144,6 +145,8 @@ async function withClient(
       caCerts: settings.caCerts,
       timeout: settings.timeout,
       logger: settings.level,
+      // A one-shot command fails fast rather than waiting for a server to come back.
+      reconnect: false,
     });
   } catch (err) {
     console.error(`error: ${describeError(err)}`);

@@ -660,12 +660,14 @@ export class Session {
     for (const w of waiters) w();
   }
 
+  /** The error for a call refused because the session is closed: never sent, so retryable. */
   #closedError(): ConnectionClosedError {
     const reason = this.#closeReason;
     const detail = reason instanceof Error ? `: ${reason.message}` : "";
     return new ConnectionClosedError(`Connection closed${detail}`, {
       sessionId: this.id,
       cause: reason instanceof Error ? reason : undefined,
+      retryable: true,
     });
   }
 

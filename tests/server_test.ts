@@ -46,7 +46,8 @@ Deno.test("Server: close() drains calls in flight and refuses later ones as UNAV
       },
     },
   });
-  const client = await ts.connect();
+  // Without reconnecting, a call made during the drain is refused at once as UNAVAILABLE.
+  const client = await ts.connect({ reconnect: false });
   const inFlight = client.call("slow");
   await new Promise((r) => setTimeout(r, 20));
   const closing = ts.server.close({ timeout: 5000 });
@@ -127,6 +128,7 @@ Deno.test("Client: closing the server rejects pending calls; none hangs", async 
   await new Promise((r) => setTimeout(r, 20));
   await ts.server.close({ timeout: 50 });
   for (const p of pending) await assertRejects(() => p, ConnectionClosedError);
+  await client.close();
   await ts[Symbol.asyncDispose]();
 });
 

@@ -1130,6 +1130,8 @@ export async function hostileServer(options: Partial<ServeOptions> = {}): Promis
 /** Connects with the canary secret and a captured client log (joins the evidence). */
 export function legitConnect(address: string | Dialer, options: ConnectOptions = {}) {
   return connect(address, {
+    // Each hostile case watches one connection's fate: no reconnecting behind its back.
+    reconnect: false,
     secret: CANARY_SECRET,
     logger: evidenceLogger(),
     handshakeTimeout: 5000,
