@@ -31,6 +31,7 @@ import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME } from "./protocol/limits.
 import { createLogger, type Logger, type LogLevel } from "./protocol/logger.ts";
 import { createMethodTable, type Methods } from "./protocol/methods.ts";
 import type { KeyUpdatePolicy } from "./protocol/record.ts";
+import { Slots } from "./protocol/slots.ts";
 import { type CallOptions, type Params, Session, type SessionLimits } from "./protocol/session.ts";
 import { prepareSecret } from "./env/prepare_secret.ts";
 import { listen } from "./transports/mod.ts";
@@ -42,6 +43,8 @@ export const DEFAULT_LISTEN = "tcp://127.0.0.1:8888";
 export const DEFAULT_DRAIN_TIMEOUT = 10_000;
 /** How long a refused connection may take to receive its BUSY / RATE_LIMITED alert (ms). */
 const REFUSE_DEADLINE = 1000;
+/** Handlers a server runs at once, across all connections. */
+export const DEFAULT_MAX_CONCURRENT_HANDLERS = 1024;
 /** Authenticated connections a server keeps at once. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
@@ -63,6 +66,11 @@ export interface ServeOptions {
   admission?: AdmissionOptions;
   /** Authenticated connections kept at once. @default 10000 */
   maxConnections?: number;
+  /**
+   * Handlers running at once across all connections (a worker pool); calls beyond it wait
+   * their turn, counted against their connection's in-flight limit. @default 1024
+   */
+  maxConcurrentHandlers?: number;
   /** Handshake deadline from accept (ms). @default 10000 */
   handshakeTimeout?: number;
   /** Called when a peer has authenticated. */
@@ -144,6 +152,7 @@ export class Server implements AsyncDisposable {
   #methods;
   #closing: Promise<void> | undefined;
   #loops: Promise<void>[];
+  #slots: Slots;
 
   /** @internal use {@link serve} */
   constructor(listeners: Listener[], psk: Uint8Array, options: ServeOptions, log: Logger) {
@@ -154,6 +163,7 @@ export class Server implements AsyncDisposable {
     this.#log = log;
     this.#methods = createMethodTable(options.methods);
     this.#admission = new Admission(options.admission);
+    this.#slots = new Slots(options.maxConcurrentHandlers ?? DEFAULT_MAX_CONCURRENT_HANDLERS);
     this.#loops = listeners.map((l) => this.#acceptLoop(l));
   }
 
@@ -279,6 +289,7 @@ export class Server implements AsyncDisposable {
       limits: this.#options.limits,
       keyUpdate: this.#options.keyUpdate,
       logger: this.#log,
+      slots: this.#slots,
       context: {
         get peer() {
           return holder.peer;

@@ -8,6 +8,7 @@
 
 import { Deadlines } from "./deadlines.ts";
 import { RpcError } from "./errors.ts";
+import type { Slots } from "./slots.ts";
 import type { CallContext, MethodHandler, Params } from "./methods.ts";
 
 interface Running {
@@ -32,6 +33,8 @@ export interface IncomingHost {
   replyError(id: number, err: unknown): void;
   /** A running handler finished (a slot is free). */
   settled(): void;
+  /** Server-wide handler slots shared by every connection, if capped. */
+  readonly slots?: Slots;
 }
 
 const STATE = Symbol("call state");
@@ -99,6 +102,35 @@ export class IncomingCalls {
     meta: Record<string, unknown>,
   ): void {
     const state: Running = { controller: undefined, cancelled: false, reason: undefined };
+    const slots = this.#host.slots;
+    if (slots === undefined || slots.tryAcquire()) {
+      this.#invoke(id, reply, method, handler, args, meta, state);
+      return;
+    }
+    // No free slot server-wide: the call waits its turn, counted as running here so that this
+    // connection's backpressure still applies. Cancelled meanwhile, it never runs.
+    this.#running.set(id, state);
+    slots.run(() => {
+      this.#running.delete(id);
+      if (state.cancelled) {
+        slots.release();
+        this.#host.settled();
+        return;
+      }
+      this.#invoke(id, reply, method, handler, args, meta, state);
+    });
+  }
+
+  #invoke(
+    id: number,
+    reply: boolean,
+    method: string,
+    handler: MethodHandler,
+    args: unknown[],
+    meta: Record<string, unknown>,
+    state: Running,
+  ): void {
+    const slots = this.#host.slots;
     const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
     const ctx = Object.create(this.#base) as Context;
     ctx[STATE] = state;
@@ -109,10 +141,12 @@ export class IncomingCalls {
     try {
       result = handler.apply(ctx, args);
     } catch (err) {
+      slots?.release();
       if (reply) this.#host.replyError(id, err);
       return;
     }
     if (!(result instanceof Promise)) {
+      slots?.release();
       if (reply) this.#host.reply(id, result);
       return;
     }
@@ -132,6 +166,7 @@ export class IncomingCalls {
         if (reply && !state.cancelled) this.#host.replyError(id, err);
       },
     ).finally(() => {
+      slots?.release();
       this.#deadlines.delete(id);
       this.#running.delete(id);
       if (this.#running.size === 0) this.#deadlines.clear();

@@ -35,6 +35,7 @@ import {
 import { IncomingCalls } from "./incoming_calls.ts";
 import { FrameType } from "./frame.ts";
 import { RecordReader } from "./record_reader.ts";
+import type { Slots } from "./slots.ts";
 import type { FrameReader } from "./frame_reader.ts";
 import type { HandshakeResult } from "./handshake.ts";
 import * as L from "./limits.ts";
@@ -104,6 +105,8 @@ export interface SessionOptions {
   logger?: Logger;
   /** Extra properties copied onto every handler context (e.g. `peer`). */
   context?: Record<string, unknown>;
+  /** Handler slots shared with other sessions (a server-wide cap on handlers running). */
+  slots?: Slots;
   /** Called with the last id the peer will process when it sends GOAWAY. */
   onGoAway?: (lastId: number) => void;
 }
@@ -209,6 +212,7 @@ export class Session {
       notify: (m, p) => this.notify(m, p),
       reply: (id, value) => this.#reply(id, Kind.RESPONSE, value),
       replyError: (id, err) => this.#replyError(id, err),
+      slots: options.slots,
       settled: () => {
         const waiter = this.#slotWaiter;
         this.#slotWaiter = undefined;

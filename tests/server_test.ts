@@ -156,3 +156,33 @@ Deno.test("Server: route-style method names like the Go seed's are callable", as
   assertEquals(await client.call("v1.users:get", [7]), { id: 7 });
   await assertRejects(() => client.call("/missing"), RpcError);
 });
+
+Deno.test("Server: maxConcurrentHandlers caps handlers across connections", async () => {
+  let running = 0;
+  let most = 0;
+  const ran: string[] = [];
+  await using ts = await startServer("tcp", {
+    maxConcurrentHandlers: 2,
+    methods: {
+      async work(tag: string) {
+        ran.push(tag);
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 20));
+        running--;
+        return tag;
+      },
+    },
+  });
+  await using a = await ts.connect();
+  await using b = await ts.connect();
+  const controller = new AbortController();
+  const calls = [];
+  for (let i = 0; i < 6; i++) calls.push((i % 2 ? a : b).call("work", [`t${i}`]));
+  const cancelled = a.call("work", ["never"], { signal: controller.signal });
+  controller.abort();
+  await assertRejects(() => cancelled, RpcError);
+  assertEquals((await Promise.all(calls)).sort(), ["t0", "t1", "t2", "t3", "t4", "t5"]);
+  await new Promise((r) => setTimeout(r, 50));
+  assertEquals(most, 2, "never more than two handlers at once");
+  assert(!ran.includes("never"), "a call cancelled while waiting for a slot never runs");
+});
