@@ -433,6 +433,12 @@ export class Session {
           await new Promise<void>((resolve) => this.#slotWaiter = resolve);
           if (this.isClosed) return;
         }
+        if (this.#queue.backlogBytes > this.#limits.maxOutboundBytes) {
+          // The peer is not reading our answers: stop reading its requests until they leave
+          // (a peer that never reads is closed by the write-stall timeout).
+          await this.#queue.drained();
+          if (this.isClosed) return;
+        }
         const record = await this.#records.next();
         this.#lastInbound = Date.now();
         if (record === null) return this.#peerEnded();
