@@ -38,6 +38,39 @@ function startOn(
   return serve({ listen, secret, methods, logger: "silent" });
 }
 
+const root = new URL("../", import.meta.url).pathname;
+const env = { TRUST_ID: CANARY_SECRET, NO_COLOR: "1" };
+
+/** Starts `server.ts` as a process; `ready` resolves with the address it printed. */
+function spawn(listen: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}server.ts`, "--listen", listen, "--log-level", "silent"],
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const ready = (async () => {
+    let text = "";
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+      const m = /Serving on (\S+)/.exec(text);
+      if (m) {
+        reader.releaseLock();
+        child.stdout.cancel().catch(() => {});
+        return m[1];
+      }
+    }
+    throw new Error("the server did not start");
+  })();
+  return { child, ready };
+}
+
 Deno.test("reconnect: a restarted server is found again; calls during the outage wait", async () => {
   const { runs, methods } = counters();
   let server = await startOn("tcp://127.0.0.1:0", methods);
@@ -87,36 +120,6 @@ Deno.test("reconnect: a call cut off in flight fails unless idempotent; none run
 });
 
 Deno.test("reconnect: a server killed with SIGKILL and restarted; no call hangs", async () => {
-  const root = new URL("../", import.meta.url).pathname;
-  const env = { TRUST_ID: CANARY_SECRET, NO_COLOR: "1" };
-  const spawn = (listen: string) => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${root}server.ts`, "--listen", listen, "--log-level", "silent"],
-      env,
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    const ready = (async () => {
-      let text = "";
-      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += value;
-        const m = /Serving on (\S+)/.exec(text);
-        if (m) {
-          reader.releaseLock();
-          child.stdout.cancel().catch(() => {});
-          return m[1];
-        }
-      }
-      throw new Error("the server did not start");
-    })();
-    return { child, ready };
-  };
   const first = spawn("tcp://127.0.0.1:0");
   const address = await first.ready;
   const client = await connect(address, { secret: CANARY_SECRET, reconnect, timeout: 3000 });
@@ -201,4 +204,39 @@ Deno.test("reconnect: limits and failures while the server is away", async (t) =
   await client.close();
   await server.close();
   await assertRejects(() => client.call("echo", [1]), ConnectionClosedError);
+});
+
+Deno.test("reconnect: graceful restart (SIGTERM) under 32 callers loses no call", async () => {
+  const first = spawn("tcp://127.0.0.1:0");
+  const address = await first.ready;
+  const client = await connect(address, { secret: CANARY_SECRET, reconnect, timeout: 10_000 });
+  let ok = 0;
+  const failures: string[] = [];
+  let stop = false;
+  const callers = Array.from({ length: 32 }, async (_, i) => {
+    for (let n = 0; n < 500 && !stop; n++) {
+      try {
+        const done = await client.call("long_running_task", [0.02]);
+        assertEquals(done, "Task completed after 0.02 seconds.");
+        ok++;
+      } catch (err) {
+        failures.push(`${i}: ${err instanceof RpcError ? err.code : err}`);
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  first.child.kill("SIGTERM"); // drains: calls in flight finish, later ones are refused
+  const second = spawn(address);
+  await second.ready;
+  assertEquals((await first.child.status).code, 0, "the old server exits cleanly");
+  const okAtRestart = ok;
+  await client.waitConnected({ timeout: 10_000 });
+  await new Promise((r) => setTimeout(r, 300));
+  stop = true;
+  await Promise.all(callers);
+  assertEquals(failures, [], "no call was lost");
+  assert(ok > okAtRestart, "calls continue on the new server");
+  await client.close();
+  second.child.kill("SIGTERM");
+  assertEquals((await second.child.status).code, 0);
 });
