@@ -247,6 +247,10 @@ export class Client implements AsyncDisposable {
         });
       } catch (err) {
         if (!this.#mayRetry(err, retryAfterDrop, deadline)) throw err;
+        // A live connection that refuses new calls (ids exhausted) is retired like GOAWAY.
+        if ((err as RpcError).code === "UNAVAILABLE" && session === this.#session) {
+          this.#goAway(session);
+        }
       }
     }
   }
