@@ -156,6 +156,8 @@ export class Session {
   #pings = new Map<string, (rtt: number) => void>();
   #pingWindow = { start: 0, count: 0 };
   #lastInbound = Date.now();
+  /** True while the read loop waits on our own backpressure (silence is then ours). */
+  #paused = false;
   #lastPingSent = 0;
   #heartbeat: Timer | undefined;
 
@@ -430,13 +432,17 @@ export class Session {
       while (!this.isClosed) {
         if (this.#incoming.size >= this.#limits.maxInFlight) {
           // Backpressure: stop reading until one of the peer's calls finishes here.
+          this.#paused = true;
           await new Promise<void>((resolve) => this.#slotWaiter = resolve);
+          this.#paused = false;
           if (this.isClosed) return;
         }
         if (this.#queue.backlogBytes > this.#limits.maxOutboundBytes) {
           // The peer is not reading our answers: stop reading its requests until they leave
           // (a peer that never reads is closed by the write-stall timeout).
+          this.#paused = true;
           await this.#queue.drained();
+          this.#paused = false;
           if (this.isClosed) return;
         }
         const record = await this.#records.next();
@@ -591,6 +597,7 @@ export class Session {
     const deadAfter = interval * this.#limits.heartbeatMisses;
     this.#heartbeat = setInterval(() => {
       const now = Date.now();
+      if (this.#paused) this.#lastInbound = now;
       const idle = now - this.#lastInbound;
       if (idle >= deadAfter) {
         this.#fail(
