@@ -30,6 +30,13 @@ import { encodeAlertFrame, PREAUTH_BUFFER, serverHandshake } from "./protocol/ha
 import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME } from "./protocol/limits.ts";
 import { createLogger, type Logger, type LogLevel } from "./protocol/logger.ts";
 import { createMethodTable, type Methods } from "./protocol/methods.ts";
+import {
+  CallMetrics,
+  MAX_OUTCOMES,
+  type MetricFamily,
+  OTHER_OUTCOME,
+  renderPrometheus,
+} from "./protocol/metrics.ts";
 import type { KeyUpdatePolicy } from "./protocol/record.ts";
 import { Slots } from "./protocol/slots.ts";
 import { type CallOptions, type Params, Session, type SessionLimits } from "./protocol/session.ts";
@@ -77,6 +84,13 @@ export interface ServeOptions {
   onConnect?: (peer: Peer) => void;
   /** Called once when a peer's connection has closed (`reason` undefined: normal close). */
   onDisconnect?: (peer: Peer, reason: Error | undefined) => void;
+  /**
+   * Count served calls by method and outcome and time them (latency histograms in
+   * {@link Server.metricsText}). It costs two `performance.now()` per record received, one per
+   * call whose handler returns a promise, and a few `Map` operations per call; `false` skips it, and `stats().calls` then stays empty. Connection, handshake, byte and
+   * in-flight figures are kept either way. @default true
+   */
+  metrics?: boolean;
   /** Test only: accept secrets shorter than 32 characters. */
   insecureAllowShortSecret?: boolean;
   /** Test hook: delay before AUTH_FAILED (ms). */
@@ -111,6 +125,21 @@ export class Peer {
     return this.#session.inFlight;
   }
 
+  /** Requests and notifications received from this peer so far. */
+  get calls(): number {
+    return this.#session.requestsReceived;
+  }
+
+  /** Bytes of sealed records received from this peer after the handshake. */
+  get bytesIn(): number {
+    return this.#session.bytesIn;
+  }
+
+  /** Bytes of sealed records sent to this peer after the handshake. */
+  get bytesOut(): number {
+    return this.#session.bytesOut;
+  }
+
   /** Resolves when the connection has closed (`undefined` for a normal close). */
   get closed(): Promise<Error | undefined> {
     return this.#session.closed;
@@ -137,6 +166,55 @@ export class Peer {
   }
 }
 
+/** A snapshot of a server's counters: {@link Server.stats}. Counters start at {@link serve}. */
+export interface ServerStats {
+  /** Authenticated connections open now. */
+  connections: number;
+  /** Handshakes since start. */
+  handshakes: {
+    /** Connections that authenticated. */
+    ok: number;
+    /** Connections that did not (the sum of `failedByReason`). */
+    failed: number;
+    /**
+     * Failures by code: `AUTH_FAILED` (wrong secret), `HANDSHAKE_TIMEOUT`, `PROTOCOL_ERROR`,
+     * `CONNECTION_CLOSED` (the client left mid-handshake), `TRANSPORT_MISMATCH`, …, and the
+     * connections refused before any handshake: `BUSY` (connection or pre-auth cap) and
+     * `RATE_LIMITED` (the address's failure budget is spent).
+     */
+    failedByReason: Record<string, number>;
+  };
+  /**
+   * Requests and notifications served since start, counted when they finish (empty with
+   * `metrics: false`).
+   */
+  calls: {
+    /** Calls finished. */
+    total: number;
+    /**
+     * Calls by outcome: `ok`, or the error code the caller got — `METHOD_NOT_FOUND`,
+     * `INVALID_PARAMS`, `APPLICATION_ERROR` (a handler threw a plain Error), a handler's own
+     * `RpcError` code, `CANCELLED` / `TIMEOUT` / `CONNECTION_CLOSED` (the handler was aborted;
+     * no answer was sent), `UNAVAILABLE` (refused by GOAWAY), `RESOURCE_EXHAUSTED`. Only codes
+     * seen appear; past 64 distinct codes the rest count as `OTHER`.
+     */
+    byOutcome: Record<string, number>;
+    /**
+     * Calls by method: only methods this server serves appear by name; every other name (and
+     * requests refused before their name was read) counts as `unknown`.
+     */
+    byMethod: Record<string, number>;
+  };
+  /** Peer calls running (or waiting for a handler slot) now, across all connections. */
+  inFlight: number;
+  /** Bytes of sealed records received after handshakes, closed connections included. */
+  bytesIn: number;
+  /** Bytes of sealed records sent after handshakes, closed connections included. */
+  bytesOut: number;
+  /** Milliseconds since the server started. */
+  uptime: number;
+}
+
 /** A running server. Close it with `await server.close()` or `await using`. */
 export class Server implements AsyncDisposable {
   /** The bound addresses, port 0 resolved (`tcp://127.0.0.1:40211`). */
@@ -153,6 +231,13 @@ export class Server implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   #loops: Promise<void>[];
   #slots: Slots;
+  #startedAt = performance.now();
+  #calls: CallMetrics | undefined;
+  #handshakesOk = 0;
+  #handshakeFailures = new Map<string, number>();
+  /** Bytes of connections already closed (live ones are summed over `#peers`). */
+  #closedBytesIn = 0;
+  #closedBytesOut = 0;
 
   /** @internal use {@link serve} */
   constructor(listeners: Listener[], psk: Uint8Array, options: ServeOptions, log: Logger) {
@@ -162,6 +247,7 @@ export class Server implements AsyncDisposable {
     this.#options = options;
     this.#log = log;
     this.#methods = createMethodTable(options.methods);
+    if (options.metrics !== false) this.#calls = new CallMetrics(this.#methods.keys());
     this.#admission = new Admission(options.admission);
     this.#slots = new Slots(options.maxConcurrentHandlers ?? DEFAULT_MAX_CONCURRENT_HANDLERS);
     this.#loops = listeners.map((l) => this.#acceptLoop(l));
@@ -170,6 +256,100 @@ export class Server implements AsyncDisposable {
   /** The authenticated peers, live. */
   get peers(): Peer[] {
     return [...this.#peers];
+  }
+
+  /** A snapshot of the server's counters (a fresh plain object, safe to serialize). */
+  stats(): ServerStats {
+    let inFlight = 0;
+    let bytesIn = this.#closedBytesIn;
+    let bytesOut = this.#closedBytesOut;
+    for (const peer of this.#peers) {
+      inFlight += peer.inFlight;
+      bytesIn += peer.bytesIn;
+      bytesOut += peer.bytesOut;
+    }
+    let failed = 0;
+    for (const n of this.#handshakeFailures.values()) failed += n;
+    return {
+      connections: this.#peers.size,
+      handshakes: {
+        ok: this.#handshakesOk,
+        failed,
+        failedByReason: Object.fromEntries(this.#handshakeFailures),
+      },
+      calls: {
+        total: this.#calls?.total ?? 0,
+        byOutcome: this.#calls?.byOutcome() ?? {},
+        byMethod: this.#calls?.byMethod() ?? {},
+      },
+      inFlight,
+      bytesIn,
+      bytesOut,
+      uptime: performance.now() - this.#startedAt,
+    };
+  }
+
+  /**
+   * The counters of {@link stats} and the per-method latency histograms in the Prometheus
+   * text exposition format 0.0.4 (serve it as `text/plain; version=0.0.4`): gauges
+   * `trust_rpc_uptime_seconds`, `trust_rpc_connections`, `trust_rpc_calls_in_flight`;
+   * counters `trust_rpc_handshakes_total{outcome}` (`ok` or the failure code),
+   * `trust_rpc_received_bytes_total`, `trust_rpc_sent_bytes_total`,
+   * `trust_rpc_calls_total{method,outcome}`; histogram
+   * `trust_rpc_call_duration_seconds{method}` (100 µs to 10 s).
+   */
+  metricsText(): string {
+    const s = this.stats();
+    const handshakes = [{ labels: { outcome: "ok" }, value: s.handshakes.ok }];
+    for (const [outcome, value] of this.#handshakeFailures) {
+      handshakes.push({ labels: { outcome }, value });
+    }
+    const families: MetricFamily[] = [
+      {
+        name: "trust_rpc_uptime_seconds",
+        help: "Seconds since the server started.",
+        type: "gauge",
+        samples: [{ value: s.uptime / 1000 }],
+      },
+      {
+        name: "trust_rpc_connections",
+        help: "Authenticated connections open now.",
+        type: "gauge",
+        samples: [{ value: s.connections }],
+      },
+      {
+        name: "trust_rpc_handshakes_total",
+        help: "Handshakes by outcome: ok, or why the connection was refused or failed.",
+        type: "counter",
+        samples: handshakes,
+      },
+      {
+        name: "trust_rpc_calls_in_flight",
+        help: "Peer calls running or waiting for a handler slot now.",
+        type: "gauge",
+        samples: [{ value: s.inFlight }],
+      },
+      {
+        name: "trust_rpc_received_bytes_total",
+        help: "Bytes of sealed records received after handshakes.",
+        type: "counter",
+        samples: [{ value: s.bytesIn }],
+      },
+      {
+        name: "trust_rpc_sent_bytes_total",
+        help: "Bytes of sealed records sent after handshakes.",
+        type: "counter",
+        samples: [{ value: s.bytesOut }],
+      },
+    ];
+    if (this.#calls !== undefined) families.push(...this.#calls.families("trust_rpc_"));
+    return renderPrometheus(families);
+  }
+
+  #countFailure(code: string): void {
+    const map = this.#handshakeFailures;
+    if (!map.has(code) && map.size >= MAX_OUTCOMES) code = OTHER_OUTCOME;
+    map.set(code, (map.get(code) ?? 0) + 1);
   }
 
   /**
@@ -220,14 +400,17 @@ export class Server implements AsyncDisposable {
   #admit(conn: Conn): void {
     const host = conn.remoteHost;
     if (this.#admission.isRateLimited(host)) {
+      this.#countFailure("RATE_LIMITED");
       this.#log.limited("warn", "rate_limited", "rate_limited", { peer: conn.remoteAddress });
       return this.#refuse(conn, AlertCode.RATE_LIMITED, "rate limited");
     }
     if (this.#peers.size >= (this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
+      this.#countFailure("BUSY");
       this.#log.limited("warn", "busy", "busy", { reason: "max_connections" });
       return this.#refuse(conn, AlertCode.BUSY, "busy");
     }
     if (!this.#admission.enter(host)) {
+      this.#countFailure("BUSY");
       this.#log.limited("warn", "busy", "busy", {
         reason: "preauth_cap",
         peer: conn.remoteAddress,
@@ -290,6 +473,7 @@ export class Server implements AsyncDisposable {
       keyUpdate: this.#options.keyUpdate,
       logger: this.#log,
       slots: this.#slots,
+      metrics: this.#calls,
       context: {
         get peer() {
           return holder.peer;
@@ -299,6 +483,7 @@ export class Server implements AsyncDisposable {
     const peer = new Peer(session, conn);
     holder.peer = peer;
     this.#peers.add(peer);
+    this.#handshakesOk++;
     this.#log.info("handshake_ok", {
       session: peer.id,
       peer: peer.remoteAddress,
@@ -308,6 +493,8 @@ export class Server implements AsyncDisposable {
     this.#options.onConnect?.(peer);
     session.closed.then((reason) => {
       this.#peers.delete(peer);
+      this.#closedBytesIn += session.bytesIn;
+      this.#closedBytesOut += session.bytesOut;
       this.#log.info("disconnected", {
         session: peer.id,
         peer: peer.remoteAddress,
@@ -319,6 +506,7 @@ export class Server implements AsyncDisposable {
 
   #logHandshakeFailure(conn: Conn, err: unknown): void {
     const code = err instanceof RpcError ? err.code : "ERROR";
+    this.#countFailure(code);
     const fields = {
       session: err instanceof RpcError ? err.sessionId : undefined,
       peer: conn.remoteAddress,

@@ -1,7 +1,8 @@
 /**
  * `deno run -A server.ts`: the demo server's command line. Loads `TRUST_ID` (environment, then
- * `./.env`), listens, prints one `Serving on <address>` line per listener, and shuts down
- * gracefully on Ctrl+C or SIGTERM (a second signal forces the exit).
+ * `./.env`), listens, prints one `Serving on <address>` line per listener (and
+ * `Metrics on <url>` with `--metrics HOST:PORT`), and shuts down gracefully on Ctrl+C or
+ * SIGTERM (a second signal forces the exit).
  *
  * @module
  */
@@ -11,6 +12,7 @@ import type { LogLevel } from "../protocol/logger.ts";
 import type { Methods } from "../protocol/methods.ts";
 import { parseArgs, UsageError } from "./args.ts";
 import { demoServices } from "./demo_services.ts";
+import { type MetricsEndpoint, parseHostPort, serveMetrics } from "./metrics_endpoint.ts";
 import { describeError, EXIT_CONNECT_FAILED, reportArgsFailure } from "./output.ts";
 
 const HELP = `Usage: deno run -A server.ts [options]
@@ -24,6 +26,9 @@ Options:
   --tls-cert FILE    PEM certificate chain for tls:// listeners
   --tls-key FILE     PEM private key for tls:// listeners
   --log-level LEVEL  debug, info, warn, error or silent (default: info)
+  --metrics HOST:PORT
+                     serve Prometheus metrics at http://HOST:PORT/metrics
+                     (unauthenticated: keep it on loopback, e.g. 127.0.0.1:9464)
   -h, --help         show this help
 
 Generate a secret with: deno run -A client.ts keygen`;
@@ -35,7 +40,9 @@ export type ServeFunction = (options: {
   methods: Methods;
   tls?: { cert: string; key: string };
   logger: LogLevel;
-}) => Promise<{ readonly addresses: readonly string[]; close(): Promise<void> }>;
+}) => Promise<
+  { readonly addresses: readonly string[]; close(): Promise<void>; metricsText?(): string }
+>;
 
 const LEVELS = ["debug", "info", "warn", "error", "silent"];
 
@@ -44,10 +51,11 @@ export async function serverMain(args: string[], serve: ServeFunction): Promise<
   let listen: string[];
   let level: LogLevel;
   let tls: { cert: string; key: string } | undefined;
+  let metricsAt: string | undefined;
   try {
     const parsed = parseArgs(args, {
       collect: ["listen"],
-      string: ["tls-cert", "tls-key", "log-level"],
+      string: ["tls-cert", "tls-key", "log-level", "metrics"],
       boolean: ["help"],
     });
     if (parsed.flags.has("help")) {
@@ -66,6 +74,8 @@ export async function serverMain(args: string[], serve: ServeFunction): Promise<
     if (listen.some((a) => a.startsWith("tls:")) && cert === undefined) {
       throw new UsageError("A tls:// listener needs --tls-cert and --tls-key");
     }
+    metricsAt = parsed.strings.metrics;
+    if (metricsAt !== undefined) parseHostPort(metricsAt);
     if (cert !== undefined && key !== undefined) {
       tls = { cert: await Deno.readTextFile(cert), key: await Deno.readTextFile(key) };
     }
@@ -81,7 +91,19 @@ export async function serverMain(args: string[], serve: ServeFunction): Promise<
     console.error(`error: ${describeError(err)}`);
     return EXIT_CONNECT_FAILED;
   }
+  let metrics: MetricsEndpoint | undefined;
+  if (metricsAt !== undefined) {
+    const running = server;
+    try {
+      metrics = serveMetrics(metricsAt, () => running.metricsText?.() ?? "");
+    } catch (err) {
+      console.error(`error: cannot serve metrics on ${metricsAt}: ${describeError(err)}`);
+      await server.close();
+      return EXIT_CONNECT_FAILED;
+    }
+  }
   for (const address of server.addresses) console.log(`Serving on ${address}`);
+  if (metrics !== undefined) console.log(`Metrics on ${metrics.url}`);
   const stopping = Promise.withResolvers<void>();
   let signals = 0;
   const onSignal = () => {
@@ -92,6 +114,7 @@ export async function serverMain(args: string[], serve: ServeFunction): Promise<
   for (const name of names) Deno.addSignalListener(name, onSignal);
   await stopping.promise;
   await server.close();
+  await metrics?.close();
   for (const name of names) Deno.removeSignalListener(name, onSignal);
   return 0;
 }

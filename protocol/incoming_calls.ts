@@ -8,6 +8,7 @@
 
 import { Deadlines } from "./deadlines.ts";
 import { RpcError } from "./errors.ts";
+import type { SessionMetrics } from "./metrics.ts";
 import type { Slots } from "./slots.ts";
 import type { CallContext, MethodHandler, Params } from "./methods.ts";
 
@@ -35,12 +36,25 @@ export interface IncomingHost {
   settled(): void;
   /** Server-wide handler slots shared by every connection, if capped. */
   readonly slots?: Slots;
+  /** Told the method, outcome and duration of every finished call, if set. */
+  readonly metrics?: SessionMetrics;
+  /**
+   * With `metrics`: a call that finished synchronously inside {@link IncomingCalls.run}. The
+   * host reports it timed at the end of the record that carried it (its answer leaves with
+   * that record's answers), which spares a clock read per call.
+   */
+  callEnded?(method: string, outcome: string): void;
 }
 
 const STATE = Symbol("call state");
 
 /** Per-call state lives on the context object under a symbol; everything else is shared. */
 type Context = CallContext & { [STATE]: Running };
+
+/** The outcome label of a handler failure: its code as the caller will see it. */
+export function outcomeOf(err: unknown): string {
+  return err instanceof RpcError ? err.code : "APPLICATION_ERROR";
+}
 
 function abort(state: Running, reason: RpcError): void {
   if (state.cancelled) return;
@@ -92,6 +106,8 @@ export class IncomingCalls {
   /**
    * Runs `handler` with `this` = the call context. Answers when `reply` is true, unless the
    * call was cancelled meanwhile (its caller has gone).
+   *
+   * @param started `performance.now()` when the request arrived (read only with metrics)
    */
   run(
     id: number,
@@ -100,11 +116,12 @@ export class IncomingCalls {
     handler: MethodHandler,
     args: unknown[],
     meta: Record<string, unknown>,
+    started = 0,
   ): void {
     const state: Running = { controller: undefined, cancelled: false, reason: undefined };
     const slots = this.#host.slots;
     if (slots === undefined || slots.tryAcquire()) {
-      this.#invoke(id, reply, method, handler, args, meta, state);
+      this.#invoke(id, reply, method, handler, args, meta, state, started, true);
       return;
     }
     // No free slot server-wide: the call waits its turn, counted as running here so that this
@@ -114,10 +131,11 @@ export class IncomingCalls {
       this.#running.delete(id);
       if (state.cancelled) {
         slots.release();
+        this.#done(method, state.reason?.code ?? "CANCELLED", started);
         this.#host.settled();
         return;
       }
-      this.#invoke(id, reply, method, handler, args, meta, state);
+      this.#invoke(id, reply, method, handler, args, meta, state, started, false);
     });
   }
 
@@ -129,6 +147,8 @@ export class IncomingCalls {
     args: unknown[],
     meta: Record<string, unknown>,
     state: Running,
+    started: number,
+    inRun: boolean,
   ): void {
     const slots = this.#host.slots;
     const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
@@ -143,11 +163,13 @@ export class IncomingCalls {
     } catch (err) {
       slots?.release();
       if (reply) this.#host.replyError(id, err);
+      this.#ended(method, outcomeOf(err), started, inRun);
       return;
     }
     if (!(result instanceof Promise)) {
       slots?.release();
       if (reply) this.#host.reply(id, result);
+      this.#ended(method, "ok", started, inRun);
       return;
     }
     this.#running.set(id, state);
@@ -158,20 +180,42 @@ export class IncomingCalls {
         () => abort(state, new RpcError("TIMEOUT", `Call to '${method}' passed its deadline`)),
       );
     }
+    let outcome = "ok";
     result.then(
       (value) => {
-        if (reply && !state.cancelled) this.#host.reply(id, value);
+        if (state.cancelled) outcome = state.reason?.code ?? "CANCELLED";
+        else if (reply) this.#host.reply(id, value);
       },
       (err) => {
-        if (reply && !state.cancelled) this.#host.replyError(id, err);
+        if (state.cancelled) outcome = state.reason?.code ?? "CANCELLED";
+        else {
+          outcome = outcomeOf(err);
+          if (reply) this.#host.replyError(id, err);
+        }
       },
     ).finally(() => {
       slots?.release();
+      this.#done(method, outcome, started);
       this.#deadlines.delete(id);
       this.#running.delete(id);
       if (this.#running.size === 0) this.#deadlines.clear();
       this.#host.settled();
     });
+  }
+
+  /** A call finished synchronously: inside `run()` its host times it with its record. */
+  #ended(method: string, outcome: string, started: number, inRun: boolean): void {
+    const host = this.#host;
+    if (host.metrics === undefined) return;
+    if (inRun && host.callEnded !== undefined) host.callEnded(method, outcome);
+    else this.#done(method, outcome, started);
+  }
+
+  #done(method: string, outcome: string, started: number): void {
+    const metrics = this.#host.metrics;
+    if (metrics !== undefined) {
+      metrics.callDone(method, outcome, (performance.now() - started) / 1000);
+    }
   }
 
   /** The caller cancelled: the handler's signal aborts with `CANCELLED`. */

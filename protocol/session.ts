@@ -32,8 +32,8 @@ import {
   RpcError,
   UnavailableError,
 } from "./errors.ts";
-import { IncomingCalls } from "./incoming_calls.ts";
-import { FrameType } from "./frame.ts";
+import { IncomingCalls, outcomeOf } from "./incoming_calls.ts";
+import { FrameType, HEADER_SIZE, TAG_SIZE } from "./frame.ts";
 import { RecordReader } from "./record_reader.ts";
 import type { Slots } from "./slots.ts";
 import type { FrameReader } from "./frame_reader.ts";
@@ -41,6 +41,7 @@ import type { HandshakeResult } from "./handshake.ts";
 import * as L from "./limits.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { decodeMessages, Flag, Kind, type Message } from "./messages.ts";
+import type { SessionMetrics } from "./metrics.ts";
 import { type MethodTable, type Params, validateParams } from "./methods.ts";
 import { PendingCalls } from "./pending_calls.ts";
 import { Reassembler } from "./reassembly.ts";
@@ -109,6 +110,12 @@ export interface SessionOptions {
   slots?: Slots;
   /** Called with the last id the peer will process when it sends GOAWAY. */
   onGoAway?: (lastId: number) => void;
+  /**
+   * Told the method, outcome and duration of every request and notification served here
+   * (undefined: no timing cost). Requests refused before their method name was read (GOAWAY,
+   * too large) are reported with the method `""`.
+   */
+  metrics?: SessionMetrics;
 }
 
 /** Options of one outgoing call. */
@@ -160,6 +167,16 @@ export class Session {
   #paused = false;
   #lastPingSent = 0;
   #heartbeat: Timer | undefined;
+  #metrics: SessionMetrics | undefined;
+  /** `performance.now()` when the record being dispatched arrived (only with metrics). */
+  #arrived = 0;
+  /** Calls that ended while the current record was dispatched (reused, never shrunk). */
+  #endedMethods: string[] = [];
+  #endedOutcomes: string[] = [];
+  #endedCount = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #requests = 0;
 
   /** @param options channel, handshake result, methods and limits */
   constructor(options: SessionOptions) {
@@ -170,6 +187,7 @@ export class Session {
     this.#log = options.logger ?? silentLogger;
     this.#callTimeout = options.callTimeout ?? L.DEFAULT_CALL_TIMEOUT;
     this.#onGoAway = options.onGoAway;
+    this.#metrics = options.metrics;
     const l = options.limits ?? {};
     this.#limits = {
       maxFrame: l.maxFrame ?? L.DEFAULT_MAX_FRAME,
@@ -194,8 +212,18 @@ export class Session {
       new RecordOpener(hs.recvKey, hs.recvIv),
       this.#limits,
     );
+    const channel = this.#channel;
+    // Counts the sealed bytes handed to the transport (one add per record, not per message).
+    const counted: ByteChannel = {
+      read: (buffer) => channel.read(buffer),
+      write: (data) => {
+        this.#bytesOut += data.length;
+        return channel.write(data);
+      },
+      close: () => channel.close(),
+    };
     this.#queue = new SendQueue(
-      this.#channel,
+      counted,
       new RecordSealer(hs.sendKey, hs.sendIv, options.keyUpdate),
       hs.peerMaxFrame,
       {
@@ -215,6 +243,8 @@ export class Session {
       reply: (id, value) => this.#reply(id, Kind.RESPONSE, value),
       replyError: (id, err) => this.#replyError(id, err),
       slots: options.slots,
+      metrics: options.metrics,
+      callEnded: (method, outcome) => this.#callDone(method, outcome),
       settled: () => {
         const waiter = this.#slotWaiter;
         this.#slotWaiter = undefined;
@@ -244,6 +274,24 @@ export class Session {
   /** Peer requests running here. */
   get inFlight(): number {
     return this.#incoming.size;
+  }
+
+  /**
+   * Bytes of the MESSAGES and ALERT records received after the handshake (header, sealed
+   * body and tag; the empty KEY_UPDATE records are not counted).
+   */
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  /** Bytes of sealed records handed to the transport after the handshake. */
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+
+  /** Requests and notifications received from the peer (answered, refused or failed). */
+  get requestsReceived(): number {
+    return this.#requests;
   }
 
   /**
@@ -448,8 +496,11 @@ export class Session {
         const record = await this.#records.next();
         this.#lastInbound = Date.now();
         if (record === null) return this.#peerEnded();
+        this.#bytesIn += HEADER_SIZE + TAG_SIZE + record.plaintext.length;
+        if (this.#metrics !== undefined) this.#arrived = performance.now();
         if (record.type === FrameType.ALERT) return this.#onAlert(record.plaintext);
         for (const m of decodeMessages(record.plaintext)) this.#onMessage(m);
+        if (this.#endedCount > 0) this.#reportEnded();
       }
     } catch (err) {
       if (!this.isClosed) this.#fail(err instanceof Error ? err : new Error(String(err)), true);
@@ -475,7 +526,9 @@ export class Session {
       );
       if (m.kind === Kind.REQUEST) {
         this.#checkRequestId(m.id);
+        this.#requests++;
         this.#replyError(m.id, err);
+        this.#callDone("", err.code);
       } else if (m.kind === Kind.RESPONSE || m.kind === Kind.ERROR) this.#pending.reject(m.id, err);
       return;
     }
@@ -534,12 +587,36 @@ export class Session {
     }
   }
 
+  /**
+   * Notes a call that ended while its record is being dispatched (refused, or a synchronous
+   * handler): reported once the record is done, all with one clock read. No-op without metrics.
+   */
+  #callDone(method: string, outcome: string): void {
+    if (this.#metrics === undefined) return;
+    const n = this.#endedCount++;
+    this.#endedMethods[n] = method;
+    this.#endedOutcomes[n] = outcome;
+  }
+
+  #reportEnded(): void {
+    const metrics = this.#metrics!;
+    const seconds = (performance.now() - this.#arrived) / 1000;
+    const count = this.#endedCount;
+    this.#endedCount = 0;
+    for (let i = 0; i < count; i++) {
+      metrics.callDone(this.#endedMethods[i], this.#endedOutcomes[i], seconds);
+      this.#endedMethods[i] = "";
+    }
+  }
+
   #onRequest(id: number, reply: boolean, payload: Uint8Array, flags: number): void {
     this.#checkRequestId(id);
+    this.#requests++;
     if (this.#goAwaySent !== undefined && id > this.#goAwaySent) {
       if (reply) {
         this.#replyError(id, new UnavailableError("The server is going away: retry elsewhere"));
       } else this.#log.debug("notify_dropped", { session: this.id, reason: "goaway", id });
+      this.#callDone("", "UNAVAILABLE");
       return;
     }
     if (id > this.#highestPeerId) this.#highestPeerId = id;
@@ -574,10 +651,12 @@ export class Session {
         def.handler,
         args,
         (meta ?? {}) as Record<string, unknown>,
+        this.#arrived,
       );
     } catch (err) {
       if (reply) this.#replyError(id, err);
       else this.#log.debug("notify_failed", { session: this.id, method: escapeForLog(method) });
+      this.#callDone(method, outcomeOf(err));
     }
   }
 
