@@ -541,6 +541,73 @@ export async function connect(
   return new Client(dialer.address, () => open(), first, hooks, options, log);
 }
 
+// ── Connection pool ─────────────────────────────────────────────────────────────────────────
+
+import { openPool, type Pool, type PoolOptions } from "./protocol/pool.ts";
+
+/**
+ * Options of {@link createPool}: the pool's own (endpoints, size, policy, health checks) and
+ * those of {@link connect}, used for every connection. `timeout`, `connectTimeout` and
+ * `idempotent` serve both; `signal` aborts waiting for the first connection.
+ */
+export type CreatePoolOptions =
+  & PoolOptions<string | Dialer>
+  & Omit<ConnectOptions, "reconnect" | "signal">;
+
+/**
+ * Opens a pool of connections over one or more servers: `size` connections per endpoint,
+ * calls balanced by `policy` (least in flight by default, or round robin) over the healthy
+ * ones, PING health checks every `healthInterval` ms. A failed endpoint is taken out of
+ * rotation and probed back in; one that cannot be reached at first is retried in the
+ * background. Resolves once one connection is up.
+ *
+ * Each connection is a {@link Client} that closes with its server (no reconnect of its own):
+ * the pool opens a new one in the background (`connectRetry` backoff) and routes calls to the
+ * others meanwhile, so a call refused by a server going away moves to another one at once
+ * instead of waiting for that server to come back.
+ *
+ * @param options endpoints, size, policy, health checks, and the options of {@link connect}
+ * @returns the pool: `call()`, `notify()`, `stats()`, `close()`
+ * @throws {SecretError} `TRUST_ID` missing, empty, weak or invalid
+ * @throws {TransportError} `INVALID_ADDRESS`; `CONNECT_FAILED` when no endpoint was reached
+ *   within `connectTimeout` (the first connect error is thrown, whatever its class)
+ * @throws {RangeError} no endpoints, or a bad `size` or `policy`
+ *
+ * @example Three servers, two connections each
+ * ```ts ignore
+ * import { createPool } from "@trust/rpc";
+ * await using pool = await createPool({
+ *   endpoints: ["tcp://127.0.0.1:8881", "tcp://127.0.0.1:8882", "unix:///tmp/trust-rpc.sock"],
+ *   size: 2,
+ *   timeout: 5000,
+ * });
+ * await pool.call("greet", ["Alice"]);
+ * console.log(pool.stats().endpoints.map((e) => [e.endpoint, e.healthy, e.calls]));
+ * ```
+ */
+export async function createPool(options: CreatePoolOptions): Promise<Pool<string | Dialer>> {
+  const {
+    endpoints,
+    size: _size,
+    policy: _policy,
+    healthInterval: _healthInterval,
+    healthTimeout: _healthTimeout,
+    connectRetry: _connectRetry,
+    maxQueuedCalls: _maxQueuedCalls,
+    signal: _signal,
+    ...connectOptions
+  } = options;
+  // Fail fast on what no retry can fix: the secret and the addresses.
+  await prepareSecret(options.secret, options.insecureAllowShortSecret);
+  for (const endpoint of endpoints) {
+    if (typeof endpoint === "string") dial(endpoint, { caCerts: options.caCerts });
+  }
+  return await openPool(
+    (endpoint) => connect(endpoint, { ...connectOptions, reconnect: false }),
+    options,
+  );
+}
+
 if (import.meta.main) {
   const { clientMain } = await import("./cli/client_main.ts");
   Deno.exit(await clientMain(Deno.args, connect));

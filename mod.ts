@@ -26,8 +26,23 @@
 
 export { Client, connect } from "./client.ts";
 export type { ConnectOptions } from "./client.ts";
+export { createPool } from "./client.ts";
+export type { CreatePoolOptions } from "./client.ts";
+export { Pool } from "./protocol/pool.ts";
+export type {
+  PoolCallOptions,
+  PoolEndpoint,
+  PoolEndpointStats,
+  PoolMember,
+  PoolMemberStatusEvent,
+  PoolOptions,
+  PoolPolicy,
+  PoolStats,
+} from "./protocol/pool.ts";
 export { DEFAULT_LISTEN, Peer, serve, Server } from "./server.ts";
-export type { ServeOptions } from "./server.ts";
+export type { ServeOptions, ServerStats } from "./server.ts";
+export { CallMetrics, Histogram, LATENCY_BUCKETS, renderPrometheus } from "./protocol/metrics.ts";
+export type { HistogramSample, MetricFamily, Sample, SessionMetrics } from "./protocol/metrics.ts";
 export {
   AuthenticationError,
   CallTimeoutError,

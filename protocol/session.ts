@@ -160,7 +160,8 @@ export class Session {
   #resolveClosed!: (reason: Error | undefined) => void;
   #slotWaiter: (() => void) | undefined;
   #idleWaiters: (() => void)[] = [];
-  #pings = new Map<string, (rtt: number) => void>();
+  /** PINGs awaiting their PONG: settle with the round trip, or fail when the session closes. */
+  #pings = new Map<string, (err?: Error) => void>();
   #pingWindow = { start: 0, count: 0 };
   #lastInbound = Date.now();
   /** True while the read loop waits on our own backpressure (silence is then ours). */
@@ -329,9 +330,10 @@ export class Session {
         this.#pings.delete(key);
         reject(new ProtocolError("PEER_TIMEOUT", "No PONG within the timeout"));
       }, options.timeout ?? 10_000);
-      this.#pings.set(key, () => {
+      this.#pings.set(key, (err) => {
         clearTimeout(timer);
-        resolve(performance.now() - started);
+        if (err) reject(err);
+        else resolve(performance.now() - started);
       });
       this.#queue.push(Kind.PING, 0, 0, token);
     });
@@ -545,7 +547,7 @@ export class Session {
       case Kind.PING:
         return this.#onPing(payload);
       case Kind.PONG:
-        this.#pings.get(payload.join(","))?.(0);
+        this.#pings.get(payload.join(","))?.();
         this.#pings.delete(payload.join(","));
         return;
       case Kind.GOAWAY:
@@ -797,7 +799,9 @@ export class Session {
         }),
     );
     this.#incoming.abortAll(new ConnectionClosedError(message, { sessionId: this.id }));
-    for (const resolve of this.#pings.values()) resolve(-1);
+    for (const settle of this.#pings.values()) {
+      settle(new ConnectionClosedError(`Ping failed: ${message}`, { sessionId: this.id }));
+    }
     this.#pings.clear();
     this.#reassembler.clear();
     this.#records.close();

@@ -24,6 +24,7 @@ const expected: Record<string, string[]> = {
   ],
   "in_process.ts": ["Hello, Deno!", "checksum: 256", "METHOD_NOT_FOUND"],
   "reconnect.ts": ["status: reconnecting", "status: connected", "after the restart:"],
+  "pool.ts": ["all up: answered by", "server-b stopped", "one down: answered by", "back again:"],
 };
 
 for (const [file, lines] of Object.entries(expected)) {

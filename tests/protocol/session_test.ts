@@ -265,3 +265,12 @@ Deno.test("Session: ping measures a round trip", async () => {
   const rtt = await pair.client.ping();
   assert(rtt >= 0);
 });
+
+Deno.test("Session: a ping pending when the session closes rejects", async () => {
+  const pair = await sessionPair();
+  pair.serverEnd.tamper = () => null; // PONGs never arrive
+  const ping = pair.client.ping({ timeout: 5000 });
+  pair.client.close();
+  await assertRejects(() => ping, ConnectionClosedError);
+  await pair[Symbol.asyncDispose]();
+});
