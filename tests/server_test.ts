@@ -11,7 +11,9 @@ import {
   RpcError,
   UnavailableError,
 } from "../protocol/errors.ts";
-import { tcp } from "../transports/tcp.ts";
+import { listenTcp, tcp } from "../transports/tcp.ts";
+import { createLogger } from "../protocol/logger.ts";
+import { serve } from "../server.ts";
 import type { Dialer } from "../transports/types.ts";
 import { CANARY_SECRET, startServer } from "./_helpers.ts";
 
@@ -185,4 +187,33 @@ Deno.test("Server: maxConcurrentHandlers caps handlers across connections", asyn
   await new Promise((r) => setTimeout(r, 50));
   assertEquals(most, 2, "never more than two handlers at once");
   assert(!ran.includes("never"), "a call cancelled while waiting for a slot never runs");
+});
+
+Deno.test("Server: the accept loop survives EMFILE and keeps serving", async () => {
+  const real = listenTcp({ hostname: "127.0.0.1", port: 0 });
+  let failures = 3;
+  const flaky = {
+    transport: real.transport,
+    address: real.address,
+    accept: () =>
+      failures-- > 0
+        ? Promise.reject(new Error("Too many open files (os error 24)"))
+        : real.accept(),
+    close: () => real.close(),
+    [Symbol.asyncDispose]: () => real[Symbol.asyncDispose](),
+  };
+  const logs: string[] = [];
+  await using server = await serve({
+    listen: flaky,
+    secret: CANARY_SECRET,
+    methods: { ping: () => "pong" },
+    logger: createLogger({ level: "warn", sink: (_, line) => logs.push(line) }),
+  });
+  await using client = await connect(server.addresses[0], { secret: CANARY_SECRET });
+  assertEquals(await client.call("ping"), "pong");
+  assertEquals(
+    logs.filter((l) => l.includes("accept_failed")).length,
+    1,
+    "logged once, rate-limited",
+  );
 });
