@@ -25,7 +25,13 @@
  */
 
 export { Client, connect } from "./client.ts";
-export type { ConnectOptions } from "./client.ts";
+export type {
+  ClientCallOptions,
+  ClientStatus,
+  ConnectOptions,
+  ReconnectOptions,
+  StatusEvent,
+} from "./client.ts";
 export { createPool } from "./client.ts";
 export type { CreatePoolOptions } from "./client.ts";
 export { Pool } from "./protocol/pool.ts";
@@ -40,7 +46,23 @@ export type {
   PoolStats,
 } from "./protocol/pool.ts";
 export { DEFAULT_LISTEN, Peer, serve, Server } from "./server.ts";
-export type { ServeOptions, ServerStats } from "./server.ts";
+export type {
+  BroadcastCallOptions,
+  BroadcastOptions,
+  ServeOptions,
+  ServerStats,
+} from "./server.ts";
+export { RpcChannel, RpcStream } from "./protocol/rpc_stream.ts";
+export type { Api, ApiMethod, ApiResult, ApiStream } from "./protocol/typed_api.ts";
+export type {
+  Interceptor,
+  Middleware,
+  MiddlewareContext,
+  OutgoingCall,
+} from "./protocol/middleware.ts";
+export type { UnhandledEventPolicy } from "./protocol/events.ts";
+export type { CompressionOption } from "./protocol/outbox.ts";
+export type { SchemaIssue, StandardSchemaV1 } from "./protocol/standard_schema.ts";
 export { CallMetrics, Histogram, LATENCY_BUCKETS, renderPrometheus } from "./protocol/metrics.ts";
 export type { HistogramSample, MetricFamily, Sample, SessionMetrics } from "./protocol/metrics.ts";
 export {
@@ -60,7 +82,13 @@ export {
 } from "./protocol/errors.ts";
 export type { RpcErrorCode, RpcErrorOptions } from "./protocol/errors.ts";
 export type { CallContext, MethodDefinition, MethodHandler, Methods } from "./protocol/methods.ts";
-export type { CallOptions, Params, SessionLimits } from "./protocol/session.ts";
+export type {
+  CallOptions,
+  EmitOptions,
+  Params,
+  SessionLimits,
+  StreamOptions,
+} from "./protocol/session.ts";
 export { createLogger } from "./protocol/logger.ts";
 export type { Logger, LogLevel } from "./protocol/logger.ts";
 export { fingerprint, generateSecret, normalizeSecret, stretchSecret } from "./protocol/secret.ts";

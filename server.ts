@@ -30,19 +30,26 @@ import { encodeAlertFrame, PREAUTH_BUFFER, serverHandshake } from "./protocol/ha
 import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME } from "./protocol/limits.ts";
 import { createLogger, type Logger, type LogLevel } from "./protocol/logger.ts";
 import { createMethodTable, type Methods } from "./protocol/methods.ts";
-import {
-  CallMetrics,
-  MAX_OUTCOMES,
-  type MetricFamily,
-  OTHER_OUTCOME,
-  renderPrometheus,
-} from "./protocol/metrics.ts";
+import { Peer } from "./protocol/peer.ts";
+import { ServerCounters, type ServerStats } from "./protocol/server_stats.ts";
+import { EventHub, type UnhandledEventPolicy } from "./protocol/events.ts";
+import type { Interceptor, Middleware } from "./protocol/middleware.ts";
+import type { CompressionOption } from "./protocol/outbox.ts";
 import type { KeyUpdatePolicy } from "./protocol/record.ts";
 import { Slots } from "./protocol/slots.ts";
-import { type CallOptions, type Params, Session, type SessionLimits } from "./protocol/session.ts";
+import {
+  type EmitOptions,
+  encodeEvent,
+  type Params,
+  Session,
+  type SessionLimits,
+} from "./protocol/session.ts";
 import { prepareSecret } from "./env/prepare_secret.ts";
 import { listen } from "./transports/mod.ts";
 import type { Conn, Listener } from "./transports/types.ts";
+
+export { Peer } from "./protocol/peer.ts";
+export type { ServerStats } from "./protocol/server_stats.ts";
 
 /** The default listen address. */
 export const DEFAULT_LISTEN = "tcp://127.0.0.1:8888";
@@ -91,6 +98,17 @@ export interface ServeOptions {
    * in-flight figures are kept either way. @default true
    */
   metrics?: boolean;
+  /** Middleware around every handler (before/after each call), outermost first. */
+  middleware?: Middleware[];
+  /** Interceptors around the calls the server makes to peers, outermost first. */
+  interceptors?: Interceptor[];
+  /**
+   * Compress every payload the server sends at or above a threshold (deflate-raw). Off by
+   * default; see the README's caveat on compressing secrets with attacker-controlled data.
+   */
+  compression?: CompressionOption;
+  /** What to do with events nobody listens to. @default "ignore" */
+  unhandledEvents?: UnhandledEventPolicy;
   /** Test only: accept secrets shorter than 32 characters. */
   insecureAllowShortSecret?: boolean;
   /** Test hook: delay before AUTH_FAILED (ms). */
@@ -99,120 +117,24 @@ export interface ServeOptions {
   keyUpdate?: KeyUpdatePolicy;
 }
 
-/** One authenticated client as the server sees it. */
-export class Peer {
-  /** Session id (32 hex digits), the same on both sides. */
-  readonly id: string;
-  /** What carries the connection. */
-  readonly transport: string;
-  /** The client's address (`127.0.0.1:53122`, `unix`). */
-  readonly remoteAddress: string;
-  /** When it authenticated. */
-  readonly connectedAt: Date;
-  #session: Session;
-
-  /** @internal */
-  constructor(session: Session, conn: Conn) {
-    this.#session = session;
-    this.id = session.id;
-    this.transport = conn.transport;
-    this.remoteAddress = conn.remoteAddress;
-    this.connectedAt = new Date();
-  }
-
-  /** Calls served for this peer right now. */
-  get inFlight(): number {
-    return this.#session.inFlight;
-  }
-
-  /** Requests and notifications received from this peer so far. */
-  get calls(): number {
-    return this.#session.requestsReceived;
-  }
-
-  /** Bytes of sealed records received from this peer after the handshake. */
-  get bytesIn(): number {
-    return this.#session.bytesIn;
-  }
-
-  /** Bytes of sealed records sent to this peer after the handshake. */
-  get bytesOut(): number {
-    return this.#session.bytesOut;
-  }
-
-  /** Resolves when the connection has closed (`undefined` for a normal close). */
-  get closed(): Promise<Error | undefined> {
-    return this.#session.closed;
-  }
-
-  /** Calls a method the client registered. */
-  call<T = unknown>(method: string, params?: Params, options?: CallOptions): Promise<T> {
-    return this.#session.call<T>(method, params, options);
-  }
-
-  /** Sends the client a notification. */
-  notify(method: string, params?: Params): void {
-    this.#session.notify(method, params);
-  }
-
-  /** Closes this peer's connection at once. */
-  close(): void {
-    this.#session.close();
-  }
-
-  /** @internal */
-  get session(): Session {
-    return this.#session;
-  }
+/** Which peers a broadcast reaches. */
+export interface BroadcastOptions {
+  /** Peers (or peer ids) left out, e.g. the sender. */
+  exclude?: Peer | string | Iterable<Peer | string>;
+  /** Only peers for which this returns true. */
+  filter?: (peer: Peer) => boolean;
+  /** Compress the payload when it is at least the threshold (1 KiB). */
+  compress?: boolean;
 }
 
-/** A snapshot of a server's counters: {@link Server.stats}. Counters start at {@link serve}. */
-export interface ServerStats {
-  /** Authenticated connections open now. */
-  connections: number;
-  /** Handshakes since start. */
-  handshakes: {
-    /** Connections that authenticated. */
-    ok: number;
-    /** Connections that did not (the sum of `failedByReason`). */
-    failed: number;
-    /**
-     * Failures by code: `AUTH_FAILED` (wrong secret), `HANDSHAKE_TIMEOUT`, `PROTOCOL_ERROR`,
-     * `CONNECTION_CLOSED` (the client left mid-handshake), `TRANSPORT_MISMATCH`, …, and the
-     * connections refused before any handshake: `BUSY` (connection or pre-auth cap) and
-     * `RATE_LIMITED` (the address's failure budget is spent).
-     */
-    failedByReason: Record<string, number>;
-  };
-  /**
-   * Requests and notifications served since start, counted when they finish (empty with
-   * `metrics: false`).
-   */
-  calls: {
-    /** Calls finished. */
-    total: number;
-    /**
-     * Calls by outcome: `ok`, or the error code the caller got — `METHOD_NOT_FOUND`,
-     * `INVALID_PARAMS`, `APPLICATION_ERROR` (a handler threw a plain Error), a handler's own
-     * `RpcError` code, `CANCELLED` / `TIMEOUT` / `CONNECTION_CLOSED` (the handler was aborted;
-     * no answer was sent), `UNAVAILABLE` (refused by GOAWAY), `RESOURCE_EXHAUSTED`. Only codes
-     * seen appear; past 64 distinct codes the rest count as `OTHER`.
-     */
-    byOutcome: Record<string, number>;
-    /**
-     * Calls by method: only methods this server serves appear by name; every other name (and
-     * requests refused before their name was read) counts as `unknown`.
-     */
-    byMethod: Record<string, number>;
-  };
-  /** Peer calls running (or waiting for a handler slot) now, across all connections. */
-  inFlight: number;
-  /** Bytes of sealed records received after handshakes, closed connections included. */
-  bytesIn: number;
-  /** Bytes of sealed records sent after handshakes, closed connections included. */
-  bytesOut: number;
-  /** Milliseconds since the server started. */
-  uptime: number;
+/** Options of {@link Server.broadcastCall}. */
+export interface BroadcastCallOptions extends BroadcastOptions {
+  /** Each peer's deadline (ms): a peer that has not answered by then gets `TIMEOUT`. @default 30000 */
+  timeout?: number;
+  /** Aborts every call. */
+  signal?: AbortSignal;
+  /** Metadata (headers) sent with every call. */
+  meta?: Record<string, unknown>;
 }
 
 /** A running server. Close it with `await server.close()` or `await using`. */
@@ -231,13 +153,8 @@ export class Server implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   #loops: Promise<void>[];
   #slots: Slots;
-  #startedAt = performance.now();
-  #calls: CallMetrics | undefined;
-  #handshakesOk = 0;
-  #handshakeFailures = new Map<string, number>();
-  /** Bytes of connections already closed (live ones are summed over `#peers`). */
-  #closedBytesIn = 0;
-  #closedBytesOut = 0;
+  #counters: ServerCounters;
+  #events: EventHub<[Peer]>;
 
   /** @internal use {@link serve} */
   constructor(listeners: Listener[], psk: Uint8Array, options: ServeOptions, log: Logger) {
@@ -247,7 +164,10 @@ export class Server implements AsyncDisposable {
     this.#options = options;
     this.#log = log;
     this.#methods = createMethodTable(options.methods);
-    if (options.metrics !== false) this.#calls = new CallMetrics(this.#methods.keys());
+    this.#events = new EventHub<[Peer]>(options.unhandledEvents, log);
+    this.#counters = new ServerCounters(
+      options.metrics === false ? undefined : this.#methods.keys(),
+    );
     this.#admission = new Admission(options.admission);
     this.#slots = new Slots(options.maxConcurrentHandlers ?? DEFAULT_MAX_CONCURRENT_HANDLERS);
     this.#loops = listeners.map((l) => this.#acceptLoop(l));
@@ -258,98 +178,101 @@ export class Server implements AsyncDisposable {
     return [...this.#peers];
   }
 
+  /**
+   * Listens to an event that clients send (`client.emit(name, data)`); `"*"` listens to all
+   * (the listener then gets `(peer, name, data)`). Returns a function that removes it.
+   */
+  on(name: string, listener: (peer: Peer, data: unknown) => void): () => void;
+  /** Listens to every event: `(peer, name, data)`. */
+  on(name: "*", listener: (peer: Peer, name: string, data: unknown) => void): () => void;
+  // deno-lint-ignore no-explicit-any
+  on(name: string, listener: (...args: any[]) => void): () => void {
+    return this.#events.on(name, listener);
+  }
+
+  /** Removes a listener added with {@link on}. */
+  // deno-lint-ignore no-explicit-any
+  off(name: string, listener: (...args: any[]) => void): void {
+    this.#events.off(name, listener);
+  }
+
+  /**
+   * Sends an event to every peer (or those `filter` keeps, minus `exclude`), encoded once.
+   * Returns how many peers it was queued for; peers whose connection is closing are skipped.
+   *
+   * @example
+   * ```ts ignore
+   * server.on("chat", (from, text) => server.broadcast("chat", { from: from.id, text }, { exclude: from }));
+   * ```
+   */
+  broadcast(name: string, data?: unknown, options: BroadcastOptions = {}): number {
+    const event = encodeEvent(name, data);
+    const emit: EmitOptions = { compress: options.compress };
+    let sent = 0;
+    for (const peer of this.#select(options)) {
+      try {
+        peer.session.emitEncoded(event, emit);
+        sent++;
+      } catch {
+        // Closing: it will not see this event.
+      }
+    }
+    return sent;
+  }
+
+  /**
+   * Calls `method` on every peer (or those `filter` keeps, minus `exclude`) at once and
+   * resolves with each one's settled result, keyed by peer, once all have answered, failed,
+   * or reached `timeout` — a slow or dead peer never delays the others beyond it.
+   */
+  async broadcastCall<T = unknown>(
+    method: string,
+    params: Params = [],
+    options: BroadcastCallOptions = {},
+  ): Promise<Map<Peer, PromiseSettledResult<T>>> {
+    const timeout = options.timeout ?? 30_000;
+    const peers = [...this.#select(options)];
+    const results = await Promise.allSettled(
+      peers.map((peer) =>
+        peer.session.call<T>(method, params, {
+          timeout,
+          signal: options.signal,
+          meta: options.meta,
+          compress: options.compress,
+        })
+      ),
+    );
+    return new Map(peers.map((peer, i) => [peer, results[i]]));
+  }
+
+  *#select(options: BroadcastOptions): Iterable<Peer> {
+    const excluded = new Set<Peer | string>();
+    const { exclude, filter } = options;
+    if (typeof exclude === "string" || exclude instanceof Peer) excluded.add(exclude);
+    else if (exclude !== undefined) { for (const e of exclude) excluded.add(e); }
+    for (const peer of this.#peers) {
+      if (excluded.has(peer) || excluded.has(peer.id)) continue;
+      if (filter !== undefined && !filter(peer)) continue;
+      yield peer;
+    }
+  }
+
   /** A snapshot of the server's counters (a fresh plain object, safe to serialize). */
   stats(): ServerStats {
-    let inFlight = 0;
-    let bytesIn = this.#closedBytesIn;
-    let bytesOut = this.#closedBytesOut;
-    for (const peer of this.#peers) {
-      inFlight += peer.inFlight;
-      bytesIn += peer.bytesIn;
-      bytesOut += peer.bytesOut;
-    }
-    let failed = 0;
-    for (const n of this.#handshakeFailures.values()) failed += n;
-    return {
-      connections: this.#peers.size,
-      handshakes: {
-        ok: this.#handshakesOk,
-        failed,
-        failedByReason: Object.fromEntries(this.#handshakeFailures),
-      },
-      calls: {
-        total: this.#calls?.total ?? 0,
-        byOutcome: this.#calls?.byOutcome() ?? {},
-        byMethod: this.#calls?.byMethod() ?? {},
-      },
-      inFlight,
-      bytesIn,
-      bytesOut,
-      uptime: performance.now() - this.#startedAt,
-    };
+    return this.#counters.stats(this.#peers);
   }
 
   /**
    * The counters of {@link stats} and the per-method latency histograms in the Prometheus
    * text exposition format 0.0.4 (serve it as `text/plain; version=0.0.4`): gauges
-   * `trust_rpc_uptime_seconds`, `trust_rpc_connections`, `trust_rpc_calls_in_flight`;
-   * counters `trust_rpc_handshakes_total{outcome}` (`ok` or the failure code),
-   * `trust_rpc_received_bytes_total`, `trust_rpc_sent_bytes_total`,
+   * `trust_rpc_uptime_seconds`, `trust_rpc_connections`, `trust_rpc_calls_in_flight`,
+   * `trust_rpc_streams_open`; counters `trust_rpc_handshakes_total{outcome}` (`ok` or the
+   * failure code), `trust_rpc_received_bytes_total`, `trust_rpc_sent_bytes_total`,
    * `trust_rpc_calls_total{method,outcome}`; histogram
    * `trust_rpc_call_duration_seconds{method}` (100 µs to 10 s).
    */
   metricsText(): string {
-    const s = this.stats();
-    const handshakes = [{ labels: { outcome: "ok" }, value: s.handshakes.ok }];
-    for (const [outcome, value] of this.#handshakeFailures) {
-      handshakes.push({ labels: { outcome }, value });
-    }
-    const families: MetricFamily[] = [
-      {
-        name: "trust_rpc_uptime_seconds",
-        help: "Seconds since the server started.",
-        type: "gauge",
-        samples: [{ value: s.uptime / 1000 }],
-      },
-      {
-        name: "trust_rpc_connections",
-        help: "Authenticated connections open now.",
-        type: "gauge",
-        samples: [{ value: s.connections }],
-      },
-      {
-        name: "trust_rpc_handshakes_total",
-        help: "Handshakes by outcome: ok, or why the connection was refused or failed.",
-        type: "counter",
-        samples: handshakes,
-      },
-      {
-        name: "trust_rpc_calls_in_flight",
-        help: "Peer calls running or waiting for a handler slot now.",
-        type: "gauge",
-        samples: [{ value: s.inFlight }],
-      },
-      {
-        name: "trust_rpc_received_bytes_total",
-        help: "Bytes of sealed records received after handshakes.",
-        type: "counter",
-        samples: [{ value: s.bytesIn }],
-      },
-      {
-        name: "trust_rpc_sent_bytes_total",
-        help: "Bytes of sealed records sent after handshakes.",
-        type: "counter",
-        samples: [{ value: s.bytesOut }],
-      },
-    ];
-    if (this.#calls !== undefined) families.push(...this.#calls.families("trust_rpc_"));
-    return renderPrometheus(families);
-  }
-
-  #countFailure(code: string): void {
-    const map = this.#handshakeFailures;
-    if (!map.has(code) && map.size >= MAX_OUTCOMES) code = OTHER_OUTCOME;
-    map.set(code, (map.get(code) ?? 0) + 1);
+    return this.#counters.metricsText(this.#peers);
   }
 
   /**
@@ -400,17 +323,17 @@ export class Server implements AsyncDisposable {
   #admit(conn: Conn): void {
     const host = conn.remoteHost;
     if (this.#admission.isRateLimited(host)) {
-      this.#countFailure("RATE_LIMITED");
+      this.#counters.countFailure("RATE_LIMITED");
       this.#log.limited("warn", "rate_limited", "rate_limited", { peer: conn.remoteAddress });
       return this.#refuse(conn, AlertCode.RATE_LIMITED, "rate limited");
     }
     if (this.#peers.size >= (this.#options.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
-      this.#countFailure("BUSY");
+      this.#counters.countFailure("BUSY");
       this.#log.limited("warn", "busy", "busy", { reason: "max_connections" });
       return this.#refuse(conn, AlertCode.BUSY, "busy");
     }
     if (!this.#admission.enter(host)) {
-      this.#countFailure("BUSY");
+      this.#counters.countFailure("BUSY");
       this.#log.limited("warn", "busy", "busy", {
         reason: "preauth_cap",
         peer: conn.remoteAddress,
@@ -473,7 +396,11 @@ export class Server implements AsyncDisposable {
       keyUpdate: this.#options.keyUpdate,
       logger: this.#log,
       slots: this.#slots,
-      metrics: this.#calls,
+      metrics: this.#counters.calls,
+      middleware: this.#options.middleware,
+      interceptors: this.#options.interceptors,
+      compression: this.#options.compression,
+      onEvent: (name, data) => this.#events.dispatch(name, [holder.peer!], data),
       context: {
         get peer() {
           return holder.peer;
@@ -483,7 +410,7 @@ export class Server implements AsyncDisposable {
     const peer = new Peer(session, conn);
     holder.peer = peer;
     this.#peers.add(peer);
-    this.#handshakesOk++;
+    this.#counters.handshakeOk();
     this.#log.info("handshake_ok", {
       session: peer.id,
       peer: peer.remoteAddress,
@@ -493,8 +420,7 @@ export class Server implements AsyncDisposable {
     this.#options.onConnect?.(peer);
     session.closed.then((reason) => {
       this.#peers.delete(peer);
-      this.#closedBytesIn += session.bytesIn;
-      this.#closedBytesOut += session.bytesOut;
+      this.#counters.closed(session);
       this.#log.info("disconnected", {
         session: peer.id,
         peer: peer.remoteAddress,
@@ -506,7 +432,7 @@ export class Server implements AsyncDisposable {
 
   #logHandshakeFailure(conn: Conn, err: unknown): void {
     const code = err instanceof RpcError ? err.code : "ERROR";
-    this.#countFailure(code);
+    this.#counters.countFailure(code);
     const fields = {
       session: err instanceof RpcError ? err.sessionId : undefined,
       peer: conn.remoteAddress,

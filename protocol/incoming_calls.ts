@@ -7,8 +7,10 @@
  */
 
 import { Deadlines } from "./deadlines.ts";
-import { RpcError } from "./errors.ts";
+import { InvalidParamsError, RpcError } from "./errors.ts";
+import { ChunkBuffer, isStreamSource, SendCredit } from "./flow.ts";
 import type { SessionMetrics } from "./metrics.ts";
+import { type Middleware, runMiddleware } from "./middleware.ts";
 import type { Slots } from "./slots.ts";
 import type { CallContext, MethodHandler, Params } from "./methods.ts";
 
@@ -16,7 +18,29 @@ interface Running {
   controller: AbortController | undefined;
   cancelled: boolean;
   reason: RpcError | undefined;
+  /** Answers are compressed (the request was). */
+  compress: boolean;
+  /** Counted as an open stream, not as a call in flight (it waits on the peer's credit). */
+  streaming: boolean;
+  /** Credit the caller granted for chunks (a `stream()` or `open()` call). */
+  credit: SendCredit | undefined;
+  /** What the caller sends on a channel. */
+  input: ChunkBuffer<unknown> | undefined;
+  /** The stream being sent, to stop it on cancel. */
+  iterator: AsyncIterator<unknown> | undefined;
 }
+
+/** Stream options a request carried. */
+export interface StreamRequest {
+  /** Chunks the caller granted up front: the caller accepts a stream. */
+  credit?: number;
+  /** Window for the caller's input: the call is a channel (`open()`). */
+  input?: number;
+}
+
+const EMPTY_INPUT: AsyncIterable<unknown> = {
+  [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ value: undefined, done: true }) }),
+};
 
 /** What {@link IncomingCalls} needs from its session. */
 export interface IncomingHost {
@@ -28,10 +52,22 @@ export interface IncomingHost {
   call(method: string, params?: Params): Promise<unknown>;
   /** Notifies the peer. */
   notify(method: string, params?: Params): void;
+  /** Sends the caller an event. */
+  emit(name: string, data?: unknown): void;
   /** Sends a RESPONSE. */
-  reply(id: number, value: unknown): void;
+  reply(id: number, value: unknown, compress: boolean): void;
   /** Sends an ERROR. */
   replyError(id: number, err: unknown): void;
+  /** Sends one STREAM_DATA chunk. */
+  streamData(id: number, value: unknown, compress: boolean): void;
+  /** Sends STREAM_END with the stream's final value. */
+  streamEnd(id: number, result: unknown, compress: boolean): void;
+  /** Grants the caller `n` more chunks of input (CREDIT). */
+  grant(id: number, n: number): void;
+  /** Middleware around every handler, outermost first (none: called directly). */
+  readonly middleware?: readonly Middleware[];
+  /** Open streams allowed at once; more are refused with RESOURCE_EXHAUSTED. */
+  readonly maxStreams: number;
   /** A running handler finished (a slot is free). */
   settled(): void;
   /** Server-wide handler slots shared by every connection, if capped. */
@@ -61,6 +97,10 @@ function abort(state: Running, reason: RpcError): void {
   state.cancelled = true;
   state.reason = reason;
   state.controller?.abort(reason);
+  state.credit?.fail(reason);
+  state.input?.fail(reason);
+  // Stops the stream being sent; a generator's `finally` runs (once it is not awaiting).
+  state.iterator?.return?.().catch(() => {});
 }
 
 /** The peer's requests that are running on this side. */
@@ -69,6 +109,7 @@ export class IncomingCalls {
   #running = new Map<number, Running>();
   #deadlines = new Deadlines<number>();
   #base: object;
+  #streams = 0;
 
   /** @param host the session's side of things */
   constructor(host: IncomingHost) {
@@ -80,6 +121,22 @@ export class IncomingCalls {
       sessionId: { value: host.sessionId },
       call: { value: (m: string, p?: Params) => host.call(m, p) },
       notify: { value: (m: string, p?: Params) => host.notify(m, p) },
+      emit: { value: (name: string, data?: unknown) => host.emit(name, data) },
+      input: {
+        get(this: Context) {
+          const input = this[STATE].input;
+          if (input === undefined) return EMPTY_INPUT;
+          return {
+            [Symbol.asyncIterator]: () => ({
+              next: () => input.next(),
+              return: () => {
+                input.discard();
+                return Promise.resolve({ value: undefined, done: true });
+              },
+            }),
+          };
+        },
+      },
       signal: {
         get(this: Context) {
           const state = this[STATE];
@@ -93,9 +150,23 @@ export class IncomingCalls {
     });
   }
 
-  /** Handlers running now (async ones; a synchronous handler finishes before this counts it). */
+  /**
+   * Handlers running now that count for backpressure (async ones; a synchronous handler
+   * finishes before this counts it). Open streams are counted by {@link streams} instead:
+   * they wait on the peer's credit, which only reading can bring.
+   */
   get size(): number {
-    return this.#running.size;
+    return this.#running.size - this.#streams;
+  }
+
+  /** Streams and channels open now (handler side). */
+  get streams(): number {
+    return this.#streams;
+  }
+
+  /** True when nothing runs at all (calls and streams). */
+  get idle(): boolean {
+    return this.#running.size === 0;
   }
 
   /** True when a request with this id is running. */
@@ -108,6 +179,8 @@ export class IncomingCalls {
    * call was cancelled meanwhile (its caller has gone).
    *
    * @param started `performance.now()` when the request arrived (read only with metrics)
+   * @param stream the request's stream options (a `stream()` or `open()` call)
+   * @param compress compress the answers (the request was compressed)
    */
   run(
     id: number,
@@ -117,11 +190,32 @@ export class IncomingCalls {
     args: unknown[],
     meta: Record<string, unknown>,
     started = 0,
+    stream?: StreamRequest,
+    compress = false,
   ): void {
-    const state: Running = { controller: undefined, cancelled: false, reason: undefined };
+    const state: Running = {
+      controller: undefined,
+      cancelled: false,
+      reason: undefined,
+      compress,
+      streaming: false,
+      credit: stream?.credit === undefined ? undefined : new SendCredit(stream.credit),
+      input: undefined,
+      iterator: undefined,
+    };
+    if (stream?.input !== undefined) {
+      // A channel: a conversation, not work. It takes no handler slot and does not count
+      // for backpressure (it waits on the caller's input, which only reading brings).
+      if (!this.#openStream(id, reply, method, state, started)) return;
+      const host = this.#host;
+      state.input = new ChunkBuffer(stream.input, (n) => host.grant(id, n));
+      host.grant(id, stream.input);
+      this.#invoke(id, reply, method, handler, args, meta, state, started, false, false);
+      return;
+    }
     const slots = this.#host.slots;
     if (slots === undefined || slots.tryAcquire()) {
-      this.#invoke(id, reply, method, handler, args, meta, state, started, true);
+      this.#invoke(id, reply, method, handler, args, meta, state, started, true, true);
       return;
     }
     // No free slot server-wide: the call waits its turn, counted as running here so that this
@@ -135,8 +229,31 @@ export class IncomingCalls {
         this.#host.settled();
         return;
       }
-      this.#invoke(id, reply, method, handler, args, meta, state, started, false);
+      this.#invoke(id, reply, method, handler, args, meta, state, started, false, true);
     });
+  }
+
+  /** Counts a new stream; refuses it (and answers) past `maxStreams`. */
+  #openStream(
+    id: number,
+    reply: boolean,
+    method: string,
+    state: Running,
+    started: number,
+  ): boolean {
+    if (this.#streams >= this.#host.maxStreams) {
+      const err = new RpcError(
+        "RESOURCE_EXHAUSTED",
+        `Too many open streams on this connection (${this.#host.maxStreams})`,
+        { retryable: true },
+      );
+      if (reply) this.#host.replyError(id, err);
+      this.#done(method, err.code, started);
+      return false;
+    }
+    state.streaming = true;
+    this.#streams++;
+    return true;
   }
 
   #invoke(
@@ -149,26 +266,30 @@ export class IncomingCalls {
     state: Running,
     started: number,
     inRun: boolean,
+    slot: boolean,
   ): void {
-    const slots = this.#host.slots;
+    const host = this.#host;
     const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
     const ctx = Object.create(this.#base) as Context;
     ctx[STATE] = state;
     (ctx as { method: string }).method = method;
     (ctx as { deadline: number | undefined }).deadline = timeout ? Date.now() + timeout : undefined;
     (ctx as { meta: Record<string, unknown> }).meta = meta;
+    const release = () => {
+      if (slot) host.slots?.release();
+      slot = false;
+    };
     let result: unknown;
     try {
-      result = handler.apply(ctx, args);
+      result = host.middleware === undefined
+        ? handler.apply(ctx, args)
+        : runMiddleware(host.middleware, ctx, args, reply, handler);
     } catch (err) {
-      slots?.release();
-      if (reply) this.#host.replyError(id, err);
-      this.#ended(method, outcomeOf(err), started, inRun);
-      return;
+      result = Promise.reject(err);
     }
-    if (!(result instanceof Promise)) {
-      slots?.release();
-      if (reply) this.#host.reply(id, result);
+    if (!(result instanceof Promise) && !isStreamSource(result) && !state.streaming) {
+      release();
+      if (reply) host.reply(id, result, state.compress);
       this.#ended(method, "ok", started, inRun);
       return;
     }
@@ -181,26 +302,90 @@ export class IncomingCalls {
       );
     }
     let outcome = "ok";
-    result.then(
-      (value) => {
-        if (state.cancelled) outcome = state.reason?.code ?? "CANCELLED";
-        else if (reply) this.#host.reply(id, value);
-      },
-      (err) => {
-        if (state.cancelled) outcome = state.reason?.code ?? "CANCELLED";
-        else {
-          outcome = outcomeOf(err);
-          if (reply) this.#host.replyError(id, err);
-        }
-      },
-    ).finally(() => {
-      slots?.release();
+    Promise.resolve(result).then(async (value) => {
+      if (state.cancelled) outcome = state.reason?.code ?? "CANCELLED";
+      else if (isStreamSource(value)) {
+        release();
+        outcome = await this.#sendStream(id, reply, method, state, value, started);
+      } else if (reply) host.reply(id, value, state.compress);
+    }).catch((err) => {
+      if (state.cancelled) outcome = state.reason?.code ?? "CANCELLED";
+      else {
+        outcome = outcomeOf(err);
+        if (reply) host.replyError(id, err);
+      }
+    }).finally(() => {
+      release();
       this.#done(method, outcome, started);
       this.#deadlines.delete(id);
       this.#running.delete(id);
+      if (state.streaming) {
+        this.#streams--;
+        state.input?.discard();
+      }
       if (this.#running.size === 0) this.#deadlines.clear();
-      this.#host.settled();
+      host.settled();
     });
+  }
+
+  /**
+   * Sends a handler's stream: waits for credit before pulling each chunk (so a generator
+   * never runs ahead of its consumer), ends with STREAM_END and the generator's return
+   * value. Returns the outcome; throws (to be answered ERROR) when the stream fails.
+   */
+  async #sendStream(
+    id: number,
+    reply: boolean,
+    method: string,
+    state: Running,
+    source: AsyncIterable<unknown>,
+    started: number,
+  ): Promise<string> {
+    const host = this.#host;
+    const iterator = source[Symbol.asyncIterator]();
+    const credit = state.credit;
+    if (credit === undefined || !reply) {
+      iterator.return?.().catch(() => {});
+      throw new InvalidParamsError(
+        `'${method}' returns a stream: call it with stream() (or open() for a channel)`,
+      );
+    }
+    if (!state.streaming && !this.#openStream(id, false, method, state, started)) {
+      iterator.return?.().catch(() => {});
+      throw new RpcError(
+        "RESOURCE_EXHAUSTED",
+        `Too many open streams on this connection (${host.maxStreams})`,
+        { retryable: true },
+      );
+    }
+    state.iterator = iterator;
+    // The slot count for backpressure changed: this call is a stream now.
+    host.settled();
+    while (true) {
+      if (!credit.tryTake()) await credit.acquire();
+      const r = await iterator.next();
+      if (state.cancelled) return state.reason?.code ?? "CANCELLED";
+      if (r.done) {
+        host.streamEnd(id, r.value, state.compress);
+        return "ok";
+      }
+      host.streamData(id, r.value, state.compress);
+    }
+  }
+
+  /** The caller granted `n` more chunks (CREDIT); unknown ids are ignored. */
+  credit(id: number, n: number): void {
+    this.#running.get(id)?.credit?.add(n);
+  }
+
+  /** A chunk of the caller's input arrived (STREAM_DATA); unknown ids are ignored. */
+  inputChunk(id: number, value: unknown): void {
+    this.#running.get(id)?.input?.push(value);
+  }
+
+  /** The caller ended its input (STREAM_END). */
+  inputEnd(id: number): void {
+    this.#running.get(id)?.input?.end();
   }
 
   /** A call finished synchronously: inside `run()` its host times it with its record. */
@@ -218,10 +403,14 @@ export class IncomingCalls {
     }
   }
 
-  /** The caller cancelled: the handler's signal aborts with `CANCELLED`. */
-  cancel(id: number): void {
+  /** The caller cancelled (or its input failed): the handler's signal aborts. */
+  cancel(id: number, reason?: Error): void {
     const state = this.#running.get(id);
-    if (state) abort(state, new RpcError("CANCELLED", "The caller cancelled the call"));
+    if (state === undefined) return;
+    const err = reason instanceof RpcError
+      ? reason
+      : new RpcError("CANCELLED", reason?.message ?? "The caller cancelled the call");
+    abort(state, err);
   }
 
   /** The connection is gone: every running handler's signal aborts with `reason`. */

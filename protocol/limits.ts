@@ -39,6 +39,8 @@ export const DEFAULT_FRAME_BODY_TIMEOUT = 30_000;
 export const DEFAULT_HALF_CLOSE_TIMEOUT = 5_000;
 /** Requests a peer may have in flight on one connection before reading stops. */
 export const DEFAULT_MAX_IN_FLIGHT = 256;
+/** Streams and channels a peer may have open on one connection; more are refused. */
+export const DEFAULT_MAX_STREAMS = 1024;
 /** Calls this side may have pending on one connection before new ones fail fast. */
 export const DEFAULT_MAX_PENDING_CALLS = 65_536;
 /** Bytes queued for sending before the connection is considered stuck. */

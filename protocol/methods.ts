@@ -7,8 +7,16 @@
  * @module
  */
 
-import { InvalidParamsError } from "./errors.ts";
+import { InvalidParamsError, RpcError } from "./errors.ts";
+import { isStreamSource } from "./flow.ts";
 import { METHOD_NAME_PATTERN } from "./limits.ts";
+import {
+  formatIssues,
+  isStandardSchema,
+  paramsError,
+  type StandardSchemaV1,
+  validateSchema,
+} from "./standard_schema.ts";
 
 /** Parameters of a call: positional (an array) or named (one object). */
 export type Params = unknown[] | Record<string, unknown>;
@@ -29,6 +37,13 @@ export interface CallContext {
   call<T = unknown>(method: string, params?: Params): Promise<T>;
   /** Sends the caller a notification over the same connection. */
   notify(method: string, params?: Params): void;
+  /** Sends the caller an event over the same connection. */
+  emit(name: string, data?: unknown): void;
+  /**
+   * What the caller sends on a channel (`open()`), in order; ends when the caller closes its
+   * half. Empty for other calls. Reading grants the caller credit to send more.
+   */
+  readonly input: AsyncIterable<unknown>;
 }
 
 /**
@@ -38,10 +53,20 @@ export interface CallContext {
 // deno-lint-ignore no-explicit-any
 export type MethodHandler = (this: CallContext, ...args: any[]) => unknown;
 
-/** A handler with a params check that runs first; a failing check is `INVALID_PARAMS`. */
-export interface MethodDefinition {
+/**
+ * A handler with checks. `params` and `result` take any Standard Schema (zod, valibot,
+ * arktype, … — anything with a `~standard` property); `params` validates the **argument
+ * list** (an array: use a tuple schema, e.g. `z.tuple([z.string()])`) and the handler gets
+ * the schema's output (transforms and defaults applied). Invalid params are answered
+ * `INVALID_PARAMS` with the issues as `data.issues`; an invalid result is `INTERNAL`.
+ */
+export interface MethodDefinition<H extends MethodHandler = MethodHandler> {
   /** The handler. */
-  handler: MethodHandler;
+  handler: H;
+  /** Standard Schema for the argument list. */
+  params?: StandardSchemaV1;
+  /** Standard Schema for the result (not for stream chunks). */
+  result?: StandardSchemaV1;
   /**
    * Checks the params before the handler runs. Throw (or return `false`) to reject them; the
    * error's message is sent back as `INVALID_PARAMS`.
@@ -73,7 +98,17 @@ export function createMethodTable(methods: Methods | undefined): MethodTable {
     const value = methods[name];
     if (typeof value === "function") table.set(name, { handler: value });
     else if (value && typeof value === "object" && typeof value.handler === "function") {
-      table.set(name, { handler: value.handler, validate: value.validate });
+      for (const key of ["params", "result"] as const) {
+        if (value[key] !== undefined && !isStandardSchema(value[key])) {
+          throw new TypeError(`Method ${JSON.stringify(name)}: ${key} is not a Standard Schema`);
+        }
+      }
+      table.set(name, {
+        handler: value.params || value.result ? withSchemas(name, value) : value.handler,
+        validate: value.validate,
+        params: value.params,
+        result: value.result,
+      });
     } else throw new TypeError(`Method ${JSON.stringify(name)} is not a function`);
   }
   return table;
@@ -96,4 +131,25 @@ export function validateParams(
     );
   }
   if (ok === false) throw new InvalidParamsError(`Invalid params for '${name}'`);
+}
+
+/** The handler wrapped with its Standard Schema checks (params first, result last). */
+function withSchemas(name: string, def: MethodDefinition): MethodHandler {
+  const { handler, params, result } = def;
+  return async function (this: CallContext, ...args: unknown[]): Promise<unknown> {
+    if (params) {
+      const checked = await validateSchema(params, args);
+      if (!checked.ok) throw paramsError(name, checked.issues);
+      args = Array.isArray(checked.value) ? checked.value : [checked.value];
+    }
+    const value = await handler.apply(this, args);
+    if (!result || isStreamSource(value)) return value;
+    const checked = await validateSchema(result, value);
+    if (checked.ok) return checked.value;
+    throw new RpcError(
+      "INTERNAL",
+      `The result of '${name}' failed validation: ${formatIssues(checked.issues)}`,
+      { data: { issues: checked.issues } },
+    );
+  };
 }

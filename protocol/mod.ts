@@ -35,8 +35,34 @@ export type {
 } from "./handshake.ts";
 export { RecordOpener, RecordSealer } from "./record.ts";
 export type { KeyUpdatePolicy } from "./record.ts";
-export { Session } from "./session.ts";
-export type { CallOptions, Params, SessionLimits, SessionOptions } from "./session.ts";
+export { encodeEvent, Session } from "./session.ts";
+export type {
+  CallOptions,
+  EmitOptions,
+  Params,
+  SessionLimits,
+  SessionOptions,
+  StreamOptions,
+} from "./session.ts";
+export { RpcChannel, RpcStream } from "./rpc_stream.ts";
+export {
+  ChunkBuffer,
+  DEFAULT_STREAM_WINDOW,
+  isStreamSource,
+  MAX_STREAM_WINDOW,
+  SendCredit,
+} from "./flow.ts";
+export { ANY_EVENT, EventHub } from "./events.ts";
+export type { UnhandledEventPolicy } from "./events.ts";
+export { runInterceptors, runMiddleware } from "./middleware.ts";
+export type { Interceptor, Middleware, MiddlewareContext, OutgoingCall } from "./middleware.ts";
+export { createApi } from "./typed_api.ts";
+export type { Api, ApiMethod, ApiResult, ApiStream } from "./typed_api.ts";
+export * from "./standard_schema.ts";
+export { DEFAULT_COMPRESSION_THRESHOLD, deflateRaw, inflateRaw } from "./compression.ts";
+export type { CompressionOption } from "./outbox.ts";
+export { Client } from "./client.ts";
+export { Peer } from "./peer.ts";
 export { createMethodTable } from "./methods.ts";
 export type {
   CallContext,

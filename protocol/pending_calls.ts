@@ -94,6 +94,14 @@ export class PendingCalls {
     return entry !== undefined;
   }
 
+  /** Gives up call `id` as if its signal aborted: rejects with `CANCELLED`, tells the peer. */
+  abort(id: number, reason?: unknown): void {
+    const entry = this.#take(id);
+    if (entry === undefined) return;
+    entry.reject(new CancelledError(`Call to '${entry.method}' was cancelled`, { cause: reason }));
+    this.#giveUp(id);
+  }
+
   /** Rejects every pending call whose id passes `filter`, with an error made per call. */
   rejectWhere(filter: (id: number) => boolean, makeError: (method: string) => RpcError): void {
     for (const id of [...this.#entries.keys()]) {

@@ -20,69 +20,43 @@ import {
 } from "./alerts.ts";
 import type { Timer } from "./bytes.ts";
 import type { ByteChannel } from "./channel.ts";
-import { decodeValue, encodeValue } from "./codec.ts";
+import { decodeValue, type EncodedValue, encodeValue } from "./codec.ts";
+import { inflateRaw } from "./compression.ts";
 import {
   ConnectionClosedError,
   errorFromWire,
   errorToWire,
   InvalidParamsError,
-  MethodNotFoundError,
   ProtocolError,
   ResourceExhaustedError,
   RpcError,
   UnavailableError,
 } from "./errors.ts";
-import { IncomingCalls, outcomeOf } from "./incoming_calls.ts";
+import { checkEventName } from "./events.ts";
 import { FrameType, HEADER_SIZE, TAG_SIZE } from "./frame.ts";
-import { RecordReader } from "./record_reader.ts";
-import type { Slots } from "./slots.ts";
 import type { FrameReader } from "./frame_reader.ts";
 import type { HandshakeResult } from "./handshake.ts";
+import { Heartbeat } from "./heartbeat.ts";
+import { IncomingCalls, outcomeOf } from "./incoming_calls.ts";
 import * as L from "./limits.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { decodeMessages, Flag, Kind, type Message } from "./messages.ts";
 import type { SessionMetrics } from "./metrics.ts";
-import { type MethodTable, type Params, validateParams } from "./methods.ts";
-import { PendingCalls } from "./pending_calls.ts";
+import type { MethodTable, Params } from "./methods.ts";
+import type { Interceptor, Middleware } from "./middleware.ts";
+import { type CompressionOption, Outbox } from "./outbox.ts";
+import { type CallOptions, creditOf, OutgoingCalls, type StreamOptions } from "./outgoing_calls.ts";
 import { Reassembler } from "./reassembly.ts";
 import { type KeyUpdatePolicy, RecordOpener, RecordSealer } from "./record.ts";
+import { RecordReader } from "./record_reader.ts";
+import { parseRequest } from "./request.ts";
+import type { RpcChannel, RpcStream } from "./rpc_stream.ts";
 import { SendQueue } from "./send_queue.ts";
+import { resolveLimits, type SessionLimits } from "./session_limits.ts";
+import type { Slots } from "./slots.ts";
 
-/** Limits of a session; every field has a default in `limits.ts`. */
-export interface SessionLimits {
-  /** Largest record plaintext this side accepts (announced in the handshake). */
-  maxFrame?: number;
-  /** Largest reassembled message. */
-  maxMessageSize?: number;
-  /** Bytes of partial messages held at once. */
-  maxReassemblyBytes?: number;
-  /** Peer requests running here at once before reading stops. */
-  maxInFlight?: number;
-  /** Calls this side may have waiting for answers. */
-  maxPendingCalls?: number;
-  /**
-   * Outbound backlog (bytes queued behind the message in transit) before new calls fail fast
-   * with RESOURCE_EXHAUSTED.
-   */
-  maxOutboundBytes?: number;
-  /** Deadline for a record body once its header arrived (ms). */
-  frameBodyTimeout?: number;
-  /** A write making no progress this long closes the connection (ms). */
-  writeStallTimeout?: number;
-  /** Deepest JSON accepted. */
-  maxJsonDepth?: number;
-  /** PINGs per second accepted from the peer. */
-  maxPingsPerSecond?: number;
-  /** After the peer's end of stream, how long calls already received may still answer (ms). */
-  halfCloseTimeout?: number;
-  /**
-   * Send a PING after this many ms without inbound traffic; 0 disables heartbeats. Keep it at
-   * 200 ms or more: peers refuse more than 10 PINGs a second.
-   */
-  heartbeatInterval?: number;
-  /** Close with PEER_TIMEOUT after this many intervals without inbound traffic. */
-  heartbeatMisses?: number;
-}
+export type { SessionLimits } from "./session_limits.ts";
+export type { CallOptions, StreamOptions } from "./outgoing_calls.ts";
 
 /** Options of a {@link Session}. */
 export interface SessionOptions {
@@ -116,16 +90,20 @@ export interface SessionOptions {
    * too large) are reported with the method `""`.
    */
   metrics?: SessionMetrics;
+  /** Told every EVENT the peer sends (name checked, data decoded). */
+  onEvent?: (name: string, data: unknown) => void;
+  /** Middleware around the handlers this side serves. */
+  middleware?: readonly Middleware[];
+  /** Interceptors around the calls this side makes. */
+  interceptors?: readonly Interceptor[];
+  /** Compress every payload this side sends at or above a threshold. @default false */
+  compression?: CompressionOption;
 }
 
-/** Options of one outgoing call. */
-export interface CallOptions {
-  /** Milliseconds before the call fails with `TIMEOUT` (0 = none). */
-  timeout?: number;
-  /** Aborting fails the call with `CANCELLED` and cancels the handler on the peer. */
-  signal?: AbortSignal;
-  /** Metadata (headers) the handler reads as `this.meta`. */
-  meta?: Record<string, unknown>;
+/** Options of {@link Session.emit}. */
+export interface EmitOptions {
+  /** Compress the event when it is at least the threshold (1 KiB). */
+  compress?: boolean;
 }
 
 export type { Params } from "./methods.ts";
@@ -142,16 +120,17 @@ export class Session {
   #channel: ByteChannel;
   #records: RecordReader;
   #queue: SendQueue;
+  #outbox: Outbox;
   #methods: MethodTable;
   #limits: Required<SessionLimits>;
   #log: Logger;
-  #callTimeout: number;
   #onGoAway?: (lastId: number) => void;
-  #pending: PendingCalls;
+  #onEvent?: (name: string, data: unknown) => void;
+  #outgoing: OutgoingCalls;
   #incoming: IncomingCalls;
   #reassembler: Reassembler;
-  #nextId: number;
-  #peerParity: number;
+  #heartbeat: Heartbeat;
+  #ownParity: number;
   #highestPeerId = 0;
   #goAwaySent: number | undefined;
   #goAwayReceived: number | undefined;
@@ -160,14 +139,8 @@ export class Session {
   #resolveClosed!: (reason: Error | undefined) => void;
   #slotWaiter: (() => void) | undefined;
   #idleWaiters: (() => void)[] = [];
-  /** PINGs awaiting their PONG: settle with the round trip, or fail when the session closes. */
-  #pings = new Map<string, (err?: Error) => void>();
-  #pingWindow = { start: 0, count: 0 };
-  #lastInbound = Date.now();
   /** True while the read loop waits on our own backpressure (silence is then ours). */
   #paused = false;
-  #lastPingSent = 0;
-  #heartbeat: Timer | undefined;
   #metrics: SessionMetrics | undefined;
   /** `performance.now()` when the record being dispatched arrived (only with metrics). */
   #arrived = 0;
@@ -186,27 +159,11 @@ export class Session {
     this.#channel = options.channel;
     this.#methods = options.methods;
     this.#log = options.logger ?? silentLogger;
-    this.#callTimeout = options.callTimeout ?? L.DEFAULT_CALL_TIMEOUT;
     this.#onGoAway = options.onGoAway;
+    this.#onEvent = options.onEvent;
     this.#metrics = options.metrics;
-    const l = options.limits ?? {};
-    this.#limits = {
-      maxFrame: l.maxFrame ?? L.DEFAULT_MAX_FRAME,
-      maxMessageSize: l.maxMessageSize ?? L.DEFAULT_MAX_MESSAGE_SIZE,
-      maxReassemblyBytes: l.maxReassemblyBytes ?? L.DEFAULT_MAX_REASSEMBLY_BYTES,
-      maxInFlight: l.maxInFlight ?? L.DEFAULT_MAX_IN_FLIGHT,
-      maxPendingCalls: l.maxPendingCalls ?? L.DEFAULT_MAX_PENDING_CALLS,
-      maxOutboundBytes: l.maxOutboundBytes ?? L.DEFAULT_MAX_OUTBOUND_BYTES,
-      frameBodyTimeout: l.frameBodyTimeout ?? L.DEFAULT_FRAME_BODY_TIMEOUT,
-      writeStallTimeout: l.writeStallTimeout ?? L.DEFAULT_WRITE_STALL_TIMEOUT,
-      maxJsonDepth: l.maxJsonDepth ?? L.DEFAULT_MAX_JSON_DEPTH,
-      maxPingsPerSecond: l.maxPingsPerSecond ?? L.DEFAULT_MAX_PINGS_PER_SECOND,
-      halfCloseTimeout: l.halfCloseTimeout ?? L.DEFAULT_HALF_CLOSE_TIMEOUT,
-      heartbeatInterval: l.heartbeatInterval ?? L.DEFAULT_HEARTBEAT_INTERVAL,
-      heartbeatMisses: l.heartbeatMisses ?? L.DEFAULT_HEARTBEAT_MISSES,
-    };
-    this.#nextId = options.role === "client" ? 1 : 2;
-    this.#peerParity = options.role === "client" ? 0 : 1;
+    this.#limits = resolveLimits(options.limits);
+    this.#ownParity = options.role === "client" ? 1 : 0;
     this.#records = new RecordReader(
       this.#channel,
       options.reader,
@@ -232,17 +189,28 @@ export class Session {
         onError: (err) => this.#fail(err, false),
       },
     );
+    const outbox = new Outbox(this.#queue, this.#limits.maxMessageSize, options.compression);
+    this.#outbox = outbox;
     this.#reassembler = new Reassembler(
       this.#limits.maxMessageSize,
       this.#limits.maxReassemblyBytes,
     );
+    const live = () => !this.isClosed;
     this.#incoming = new IncomingCalls({
       sessionId: this.id,
       context: options.context ?? {},
       call: (m, p) => this.call(m, p),
       notify: (m, p) => this.notify(m, p),
-      reply: (id, value) => this.#reply(id, Kind.RESPONSE, value),
-      replyError: (id, err) => this.#replyError(id, err),
+      emit: (name, data) => this.emit(name, data),
+      reply: (id, value, compress) => live() && outbox.answer(Kind.RESPONSE, id, value, compress),
+      replyError: (id, err) => live() && outbox.answer(Kind.ERROR, id, errorToWire(err)),
+      streamData: (id, value, compress) =>
+        live() && outbox.value(Kind.STREAM_DATA, id, value, compress, "chunk"),
+      streamEnd: (id, result, compress) =>
+        live() && outbox.answer(Kind.STREAM_END, id, { result }, compress),
+      grant: (id, n) => live() && outbox.value(Kind.CREDIT, id, { credit: n }),
+      middleware: options.middleware?.length ? options.middleware : undefined,
+      maxStreams: this.#limits.maxStreams,
       slots: options.slots,
       metrics: options.metrics,
       callEnded: (method, outcome) => this.#callDone(method, outcome),
@@ -253,12 +221,24 @@ export class Session {
         this.#checkIdle();
       },
     });
-    this.#pending = new PendingCalls((id) => {
-      this.#sendCancel(id);
-      this.#checkIdle();
+    this.#outgoing = new OutgoingCalls({
+      sessionId: this.id,
+      outbox,
+      checkOpen: () => this.#checkOpen(),
+      settled: () => this.#checkIdle(),
+    }, {
+      role: options.role,
+      callTimeout: options.callTimeout ?? L.DEFAULT_CALL_TIMEOUT,
+      maxPendingCalls: this.#limits.maxPendingCalls,
+      streamWindow: this.#limits.streamWindow,
+      interceptors: options.interceptors,
     });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
-    this.#startHeartbeat();
+    this.#heartbeat = new Heartbeat({
+      send: (kind, payload) => this.#queue.push(kind, 0, 0, payload),
+      dead: (err) => this.#fail(err, true),
+      paused: () => this.#paused,
+    }, this.#limits);
     this.#readLoop();
   }
 
@@ -267,14 +247,19 @@ export class Session {
     return this.#closeReason !== undefined;
   }
 
-  /** Calls this side sent that await an answer. */
+  /** Calls (and streams) this side sent that await their end. */
   get pendingCalls(): number {
-    return this.#pending.size;
+    return this.#outgoing.size;
   }
 
-  /** Peer requests running here. */
+  /** Peer requests running here (open streams are counted by {@link openStreams}). */
   get inFlight(): number {
     return this.#incoming.size;
+  }
+
+  /** Streams and channels open on this connection, both directions. */
+  get openStreams(): number {
+    return this.#incoming.streams + this.#outgoing.streams;
   }
 
   /**
@@ -302,41 +287,63 @@ export class Session {
    * @throws {UnavailableError} the peer sent GOAWAY for this id: never executed, retryable
    */
   call<T = unknown>(method: string, params: Params = [], options: CallOptions = {}): Promise<T> {
-    try {
-      const timeout = options.timeout ?? this.#callTimeout;
-      const id = this.#send(Kind.REQUEST, method, params, options.meta, timeout, options.signal);
-      return this.#pending.add(id, method, {
-        timeoutMs: timeout,
-        signal: options.signal,
-      }) as Promise<T>;
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#outgoing.call(method, params, options);
   }
 
   /** Sends a notification (a request without an answer). Throws when it cannot be queued. */
   notify(method: string, params: Params = [], options: Omit<CallOptions, "timeout"> = {}): void {
-    this.#send(Kind.NOTIFY, method, params, options.meta, 0, options.signal);
+    this.#outgoing.notify(method, params, options);
+  }
+
+  /**
+   * Calls a streaming method (a handler that returns an async iterable). No timeout unless
+   * one is given; `signal`, `cancel()` or leaving `for await` cancel it on the peer.
+   */
+  stream<T = unknown, R = unknown>(
+    method: string,
+    params: Params = [],
+    options: StreamOptions = {},
+  ): RpcStream<T, R> {
+    return this.#outgoing.stream(method, params, options);
+  }
+
+  /** Opens a bidirectional channel: the handler reads `this.input` and may stream back. */
+  open<In = unknown, Out = unknown, R = unknown>(
+    method: string,
+    params: Params = [],
+    options: StreamOptions = {},
+  ): RpcChannel<In, Out, R> {
+    return this.#outgoing.open(method, params, options);
+  }
+
+  /**
+   * Sends the peer an event (one-way, named). Throws when the session is closed, the name
+   * breaks the name rule, or the data cannot be encoded.
+   */
+  emit(name: string, data?: unknown, options: EmitOptions = {}): void {
+    checkEventName(name);
+    this.#emitEncoded(encodeEvent(name, data), options.compress === true);
+  }
+
+  /** Sends an event encoded once with {@link encodeEvent} (broadcasts). */
+  emitEncoded(event: EncodedValue, options: EmitOptions = {}): void {
+    this.#emitEncoded(event, options.compress === true);
+  }
+
+  #emitEncoded(event: EncodedValue, compress: boolean): void {
+    if (this.isClosed) throw this.#closedError();
+    if (event.bytes.length > this.#limits.maxMessageSize) {
+      throw new ResourceExhaustedError(
+        `The event of ${event.bytes.length} bytes exceeds the message limit`,
+      );
+    }
+    this.#outbox.bytes(Kind.EVENT, event.binary ? Flag.BINARY : 0, 0, event.bytes, compress);
   }
 
   /** Sends a PING and resolves with the round-trip time in ms. */
   ping(options: { timeout?: number } = {}): Promise<number> {
     if (this.isClosed) return Promise.reject(this.#closedError());
-    const token = crypto.getRandomValues(new Uint8Array(8));
-    const key = token.join(",");
-    const started = performance.now();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pings.delete(key);
-        reject(new ProtocolError("PEER_TIMEOUT", "No PONG within the timeout"));
-      }, options.timeout ?? 10_000);
-      this.#pings.set(key, (err) => {
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(performance.now() - started);
-      });
-      this.#queue.push(Kind.PING, 0, 0, token);
-    });
+    return this.#heartbeat.ping(options.timeout);
   }
 
   /**
@@ -353,8 +360,9 @@ export class Session {
   }
 
   /**
-   * Closes gracefully: no new calls; calls in both directions finish (up to `timeout` ms),
-   * then a CLOSE (or SHUTDOWN) alert is sent and the connection closed. Idempotent.
+   * Closes gracefully: no new calls; calls and streams in both directions finish (up to
+   * `timeout` ms), then a CLOSE (or SHUTDOWN) alert is sent and the connection closed.
+   * Idempotent.
    */
   async drain(options: { timeout?: number; shutdown?: boolean } = {}): Promise<void> {
     if (this.#draining || this.isClosed) {
@@ -387,92 +395,21 @@ export class Session {
     }
   }
 
-  // ---- sending -------------------------------------------------------------------------
-
-  #send(
-    kind: number,
-    method: string,
-    params: Params,
-    meta: Record<string, unknown> | undefined,
-    timeout: number,
-    signal: AbortSignal | undefined,
-  ): number {
+  /** Throws when no new call may start now. */
+  #checkOpen(): void {
     if (this.isClosed) throw this.#closedError();
     if (this.#draining) throw new UnavailableError("The session is closing: no new calls");
     if (this.#goAwayReceived !== undefined) {
       throw new UnavailableError("The peer is going away: reconnect and retry", {
+        retryable: true,
         sessionId: this.id,
       });
-    }
-    if (typeof method !== "string") throw new TypeError("Method name must be a string");
-    if (typeof params !== "object" || params === null) {
-      throw new TypeError("Params must be an array or an object");
-    }
-    if (signal?.aborted) {
-      throw new RpcError("CANCELLED", `Call to '${method}' was cancelled`, {
-        cause: signal.reason,
-      });
-    }
-    if (kind === Kind.REQUEST && this.#pending.size >= this.#limits.maxPendingCalls) {
-      throw new ResourceExhaustedError(
-        `Too many calls waiting for answers (${this.#limits.maxPendingCalls})`,
-        { retryable: true },
-      );
     }
     if (this.#queue.backlogBytes > this.#limits.maxOutboundBytes) {
       throw new ResourceExhaustedError("The send queue is full: the peer is not reading", {
         retryable: true,
       });
     }
-    if (this.#nextId > 0xFFFF_FFFF) {
-      throw new UnavailableError("Call ids are exhausted on this connection: reconnect");
-    }
-    let headers = meta;
-    if (timeout > 0) headers = { ...meta, timeout };
-    const body: Record<string, unknown> = { method, params };
-    if (headers !== undefined) body.meta = headers;
-    const encoded = encodeValue(body);
-    if (encoded.bytes.length > this.#limits.maxMessageSize) {
-      throw new ResourceExhaustedError(
-        `Request of ${encoded.bytes.length} bytes exceeds the ${this.#limits.maxMessageSize}-byte message limit`,
-      );
-    }
-    const id = this.#nextId;
-    this.#nextId += 2;
-    this.#queue.push(kind, encoded.binary ? Flag.BINARY : 0, id, encoded.bytes);
-    return id;
-  }
-
-  #sendCancel(id: number): void {
-    if (!this.isClosed) this.#queue.push(Kind.CANCEL, 0, id, new Uint8Array(0));
-  }
-
-  /** Queues an answer. Never throws: what cannot be encoded is answered with INTERNAL. */
-  #reply(id: number, kind: number, value: unknown): void {
-    if (this.isClosed) return;
-    const what = kind === Kind.ERROR ? "error" : "result";
-    let encoded;
-    try {
-      encoded = encodeValue(value);
-      if (encoded.bytes.length > this.#limits.maxMessageSize) {
-        throw new ResourceExhaustedError(
-          `The ${what} of ${encoded.bytes.length} bytes exceeds the message limit`,
-        );
-      }
-    } catch (err) {
-      const wire = err instanceof ResourceExhaustedError ? errorToWire(err) : {
-        code: "INTERNAL",
-        name: "RpcError",
-        message: `The ${what} could not be encoded: ${err instanceof Error ? err.message : err}`,
-      };
-      encoded = encodeValue({ code: wire.code, name: wire.name, message: wire.message });
-      kind = Kind.ERROR;
-    }
-    this.#queue.push(kind, encoded.binary ? Flag.BINARY : 0, id, encoded.bytes);
-  }
-
-  #replyError(id: number, err: unknown): void {
-    this.#reply(id, Kind.ERROR, errorToWire(err));
   }
 
   // ---- receiving -----------------------------------------------------------------------
@@ -496,12 +433,17 @@ export class Session {
           if (this.isClosed) return;
         }
         const record = await this.#records.next();
-        this.#lastInbound = Date.now();
+        this.#heartbeat.touch();
         if (record === null) return this.#peerEnded();
         this.#bytesIn += HEADER_SIZE + TAG_SIZE + record.plaintext.length;
         if (this.#metrics !== undefined) this.#arrived = performance.now();
         if (record.type === FrameType.ALERT) return this.#onAlert(record.plaintext);
-        for (const m of decodeMessages(record.plaintext)) this.#onMessage(m);
+        for (const m of decodeMessages(record.plaintext)) {
+          const inflating = this.#onMessage(m);
+          // A compressed message is inflated before the next one is read: order is kept.
+          if (inflating !== undefined) await inflating;
+          if (this.isClosed) return;
+        }
         if (this.#endedCount > 0) this.#reportEnded();
       }
     } catch (err) {
@@ -519,72 +461,146 @@ export class Session {
     }
   }
 
-  #onMessage(m: Message): void {
+  /** Reassembles and dispatches one message; returns a promise while inflating it. */
+  #onMessage(m: Message): Promise<void> | undefined {
     const assembled = this.#reassembler.add(m);
     if (assembled.state === "partial" || assembled.state === "dropped") return;
     if (assembled.state === "too-large") {
-      const err = new ResourceExhaustedError(
-        `Message of ${assembled.size}+ bytes exceeds the ${this.#limits.maxMessageSize}-byte limit`,
-      );
-      if (m.kind === Kind.REQUEST) {
-        this.#checkRequestId(m.id);
-        this.#requests++;
-        this.#replyError(m.id, err);
-        this.#callDone("", err.code);
-      } else if (m.kind === Kind.RESPONSE || m.kind === Kind.ERROR) this.#pending.reject(m.id, err);
+      this.#onTooLarge(m, assembled.size);
       return;
     }
     const { payload, flags } = assembled;
-    switch (m.kind) {
+    if ((flags & Flag.COMPRESSED) === 0) {
+      this.#dispatch(m.kind, m.id, payload, flags);
+      return;
+    }
+    return inflateRaw(payload, this.#limits.maxMessageSize).then(
+      (inflated) => this.#dispatch(m.kind, m.id, inflated, flags),
+      (err) => this.#dispatch(m.kind, m.id, err, flags),
+    );
+  }
+
+  /** Routes a whole message; `payload` is an Error when inflating it failed. */
+  #dispatch(kind: number, id: number, payload: Uint8Array | Error, flags: number): void {
+    switch (kind) {
       case Kind.REQUEST:
       case Kind.NOTIFY:
-        return this.#onRequest(m.id, m.kind === Kind.REQUEST, payload, flags);
+        return this.#onRequest(id, kind === Kind.REQUEST, payload, flags);
       case Kind.RESPONSE:
       case Kind.ERROR:
-        return this.#onAnswer(m.id, m.kind === Kind.ERROR, payload, flags);
+        return this.#onAnswer(id, kind === Kind.ERROR, payload, flags);
       case Kind.CANCEL:
-        return this.#onCancel(m.id);
+        return this.#incoming.cancel(id);
       case Kind.PING:
-        return this.#onPing(payload);
+        return this.#heartbeat.onPing(this.#raw(payload));
       case Kind.PONG:
-        this.#pings.get(payload.join(","))?.();
-        this.#pings.delete(payload.join(","));
-        return;
+        return this.#heartbeat.onPong(this.#raw(payload));
       case Kind.GOAWAY:
-        return this.#onGoAwayMessage(payload);
-      default:
-        // EVENT, STREAM_DATA, STREAM_END, CREDIT: for ids and names this side does not know,
-        // ignored (PROTOCOL.md: unknown events never crash the receiver).
-        this.#log.debug("message_ignored", { session: this.id, kind: m.kind });
+        return this.#onGoAwayMessage(this.#raw(payload));
+      case Kind.EVENT:
+        return this.#onEventMessage(payload, flags);
+      case Kind.STREAM_DATA:
+      case Kind.STREAM_END:
+      case Kind.CREDIT:
+        return this.#onStreamMessage(kind, id, payload, flags);
     }
   }
 
-  #decode(payload: Uint8Array, flags: number): unknown {
-    if (flags & Flag.COMPRESSED) {
-      throw new InvalidParamsError("Compressed payloads are not accepted by this peer");
+  #raw(payload: Uint8Array | Error): Uint8Array {
+    if (payload instanceof Error) throw new ProtocolError("PROTOCOL_ERROR", payload.message);
+    return payload;
+  }
+
+  #onTooLarge(m: Message, size: number): void {
+    const err = new ResourceExhaustedError(
+      `Message of ${size}+ bytes exceeds the ${this.#limits.maxMessageSize}-byte limit`,
+    );
+    if (m.kind === Kind.REQUEST) {
+      this.#checkRequestId(m.id);
+      this.#requests++;
+      this.#outbox.answer(Kind.ERROR, m.id, errorToWire(err));
+      this.#callDone("", err.code);
+    } else if (this.#isAnswer(m.kind, m.id)) this.#outgoing.reject(m.id, err);
+    else if (m.kind === Kind.STREAM_DATA && m.id % 2 !== this.#ownParity) {
+      this.#incoming.cancel(m.id);
     }
+  }
+
+  #isAnswer(kind: number, id: number): boolean {
+    return kind === Kind.RESPONSE || kind === Kind.ERROR ||
+      (kind === Kind.STREAM_END && id % 2 === this.#ownParity);
+  }
+
+  #decode(payload: Uint8Array | Error, flags: number): unknown {
+    if (payload instanceof Error) throw payload;
     return decodeValue(payload, (flags & Flag.BINARY) !== 0, {
       maxDepth: this.#limits.maxJsonDepth,
     });
   }
 
-  #onAnswer(id: number, isError: boolean, payload: Uint8Array, flags: number): void {
+  #onAnswer(id: number, isError: boolean, payload: Uint8Array | Error, flags: number): void {
     let value: unknown;
     try {
       value = this.#decode(payload, flags);
     } catch (err) {
-      this.#pending.reject(id, err as Error);
-      this.#checkIdle();
+      this.#outgoing.reject(id, err as Error);
       return;
     }
-    if (isError) this.#pending.reject(id, errorFromWire(value, this.id));
-    else this.#pending.resolve(id, value);
-    this.#checkIdle();
+    if (isError) this.#outgoing.reject(id, errorFromWire(value, this.id));
+    else this.#outgoing.resolve(id, value);
+  }
+
+  /**
+   * STREAM_DATA, STREAM_END and CREDIT. On an id of this side's parity they belong to a
+   * stream this side opened (chunks, its end, credit for its input); on the peer's parity to
+   * a call running here (input chunks, the input's end, credit for the stream sent).
+   */
+  #onStreamMessage(kind: number, id: number, payload: Uint8Array | Error, flags: number): void {
+    const mine = id % 2 === this.#ownParity;
+    // Late messages of a stream that has ended (or ids never used) are ignored unread.
+    if (!(mine ? this.#outgoing.hasStream(id) : this.#incoming.has(id))) return;
+    let value: unknown;
+    try {
+      value = this.#decode(payload, flags);
+    } catch (err) {
+      if (kind === Kind.CREDIT) throw err;
+      if (mine) this.#outgoing.reject(id, err as Error);
+      else this.#incoming.cancel(id, err as Error);
+      return;
+    }
+    if (kind === Kind.CREDIT) {
+      if (mine) this.#outgoing.credit(id, creditOf(value));
+      else this.#incoming.credit(id, creditOf(value));
+    } else if (kind === Kind.STREAM_DATA) {
+      if (mine) this.#outgoing.chunk(id, value);
+      else this.#incoming.inputChunk(id, value);
+    } else if (mine) {
+      this.#outgoing.resolve(id, (value as { result?: unknown } | null)?.result, true);
+    } else this.#incoming.inputEnd(id);
+  }
+
+  #onEventMessage(payload: Uint8Array | Error, flags: number): void {
+    let name = "";
+    try {
+      const event = this.#decode(payload, flags) as { name?: unknown; data?: unknown } | null;
+      if (typeof event?.name !== "string") throw new InvalidParamsError("Malformed event");
+      name = event.name;
+      checkEventName(name);
+      if (this.#onEvent === undefined) {
+        this.#log.debug("event_ignored", { session: this.id, event: escapeForLog(name) });
+      } else this.#onEvent(name, event.data);
+    } catch (err) {
+      this.#log.debug("event_dropped", {
+        session: this.id,
+        event: escapeForLog(name),
+        reason: escapeForLog((err as Error).message),
+      });
+    }
   }
 
   /** A request id must be non-zero, of the peer's parity, and not in flight (D.6). */
   #checkRequestId(id: number): void {
-    if (id === 0 || id % 2 !== this.#peerParity || this.#incoming.has(id)) {
+    if (id === 0 || id % 2 === this.#ownParity || this.#incoming.has(id)) {
       throw new ProtocolError("PROTOCOL_ERROR", `Request id ${id} is invalid or already in flight`);
     }
   }
@@ -611,12 +627,16 @@ export class Session {
     }
   }
 
-  #onRequest(id: number, reply: boolean, payload: Uint8Array, flags: number): void {
+  #onRequest(id: number, reply: boolean, payload: Uint8Array | Error, flags: number): void {
     this.#checkRequestId(id);
     this.#requests++;
     if (this.#goAwaySent !== undefined && id > this.#goAwaySent) {
       if (reply) {
-        this.#replyError(id, new UnavailableError("The server is going away: retry elsewhere"));
+        this.#outbox.answer(
+          Kind.ERROR,
+          id,
+          errorToWire(new UnavailableError("The server is going away: retry elsewhere")),
+        );
       } else this.#log.debug("notify_dropped", { session: this.id, reason: "goaway", id });
       this.#callDone("", "UNAVAILABLE");
       return;
@@ -624,84 +644,31 @@ export class Session {
     if (id > this.#highestPeerId) this.#highestPeerId = id;
     let method = "";
     try {
-      const request = this.#decode(payload, flags) as Record<string, unknown> | null;
-      if (typeof request !== "object" || request === null || typeof request.method !== "string") {
-        throw new InvalidParamsError("Malformed request: a method name is required");
-      }
-      method = request.method;
-      const def = L.METHOD_NAME_PATTERN.test(method) ? this.#methods.get(method) : undefined;
-      if (def === undefined) {
-        this.#log.debug("method_not_found", { session: this.id, method: escapeForLog(method) });
-        throw new MethodNotFoundError(`Method '${escapeForLog(method)}' not found`);
-      }
-      const params = request.params ?? [];
-      if (typeof params !== "object" || params === null) {
-        throw new InvalidParamsError(`Params of '${method}' must be an array or an object`);
-      }
-      const meta = request.meta;
-      if (
-        meta !== undefined && (typeof meta !== "object" || meta === null || Array.isArray(meta))
-      ) {
-        throw new InvalidParamsError("Request metadata must be an object");
-      }
-      validateParams(method, def, params as Params);
-      const args = Array.isArray(params) ? params : [params];
+      const request = parseRequest(this.#decode(payload, flags), this.#methods, (name) => {
+        method = name;
+      });
       this.#incoming.run(
         id,
         reply,
         method,
-        def.handler,
-        args,
-        (meta ?? {}) as Record<string, unknown>,
+        request.def.handler,
+        request.args,
+        request.meta,
         this.#arrived,
+        request.credit === undefined || !reply ? undefined : {
+          credit: request.credit,
+          input: request.input ? this.#limits.streamWindow : undefined,
+        },
+        (flags & Flag.COMPRESSED) !== 0,
       );
     } catch (err) {
-      if (reply) this.#replyError(id, err);
+      if (err instanceof RpcError && err.code === "METHOD_NOT_FOUND") {
+        this.#log.debug("method_not_found", { session: this.id, method: escapeForLog(method) });
+      }
+      if (reply) this.#outbox.answer(Kind.ERROR, id, errorToWire(err));
       else this.#log.debug("notify_failed", { session: this.id, method: escapeForLog(method) });
       this.#callDone(method, outcomeOf(err));
     }
-  }
-
-  #onCancel(id: number): void {
-    this.#incoming.cancel(id);
-  }
-
-  /**
-   * Heartbeat (PROTOCOL.md §11): a PING after `interval` ms of inbound silence; after
-   * `misses` intervals the peer is presumed dead (frozen, or a path that dropped it without a
-   * FIN). Ticks at a quarter interval (at most 1 s), so detection stays within misses ×
-   * interval + 1 s.
-   */
-  #startHeartbeat(): void {
-    const interval = this.#limits.heartbeatInterval;
-    if (!(interval > 0)) return;
-    const deadAfter = interval * this.#limits.heartbeatMisses;
-    this.#heartbeat = setInterval(() => {
-      const now = Date.now();
-      if (this.#paused) this.#lastInbound = now;
-      const idle = now - this.#lastInbound;
-      if (idle >= deadAfter) {
-        this.#fail(
-          new ProtocolError(
-            "PEER_TIMEOUT",
-            `The peer sent nothing for ${idle} ms: connection presumed dead`,
-          ),
-          true,
-        );
-      } else if (idle >= interval && now - this.#lastPingSent >= interval) {
-        this.#lastPingSent = now;
-        this.#queue.push(Kind.PING, 0, 0, crypto.getRandomValues(new Uint8Array(8)));
-      }
-    }, Math.max(10, Math.min(interval / 4, 1000)));
-  }
-
-  #onPing(payload: Uint8Array): void {
-    const now = Date.now();
-    if (now - this.#pingWindow.start >= 1000) this.#pingWindow = { start: now, count: 0 };
-    if (++this.#pingWindow.count > this.#limits.maxPingsPerSecond) {
-      throw new ProtocolError("RATE_LIMITED", "Too many PINGs from the peer");
-    }
-    this.#queue.push(Kind.PONG, 0, 0, payload.slice());
   }
 
   #onGoAwayMessage(payload: Uint8Array): void {
@@ -709,25 +676,13 @@ export class Session {
     const lastId = typeof value?.lastId === "number" ? value.lastId : 0;
     this.#goAwayReceived = lastId;
     this.#log.debug("goaway_received", { session: this.id, lastId });
-    this.#pending.rejectWhere(
-      (id) => id > lastId,
-      (method) =>
-        new UnavailableError(`Call to '${method}' was not processed: the peer is going away`, {
-          sessionId: this.id,
-        }),
-    );
+    this.#outgoing.refuseAfter(lastId, this.id);
     this.#onGoAway?.(lastId);
   }
 
   #peerEnded(): void {
     // Half-close (PROTOCOL.md D.10): answers to requests already received are still sent.
-    this.#pending.rejectWhere(
-      () => true,
-      (method) =>
-        new ConnectionClosedError(`Call to '${method}' failed: the peer closed the connection`, {
-          sessionId: this.id,
-        }),
-    );
+    this.#outgoing.failAll("the peer closed the connection", this.id);
     const lost = new ConnectionClosedError("The peer closed the connection without CLOSE", {
       sessionId: this.id,
     });
@@ -744,15 +699,19 @@ export class Session {
 
   // ---- closing -------------------------------------------------------------------------
 
+  #isIdle(): boolean {
+    return this.#incoming.idle && this.#outgoing.size === 0;
+  }
+
   #whenIdle(): Promise<void> {
-    if (this.#incoming.size === 0 && this.#pending.size === 0) return this.#queue.drained();
+    if (this.#isIdle()) return this.#outbox.drained();
     return new Promise<void>((resolve) => this.#idleWaiters.push(resolve)).then(() =>
-      this.#queue.drained()
+      this.#outbox.drained()
     );
   }
 
   #checkIdle(): void {
-    if (this.#incoming.size !== 0 || this.#pending.size !== 0) return;
+    if (!this.#isIdle()) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const w of waiters) w();
@@ -790,22 +749,11 @@ export class Session {
     if (this.isClosed) return;
     this.#closeReason = reason;
     const cause = reason instanceof Error ? reason : undefined;
-    this.#pending.rejectWhere(
-      () => true,
-      (method) =>
-        new ConnectionClosedError(`Call to '${method}' failed: ${message}`, {
-          sessionId: this.id,
-          cause,
-        }),
-    );
+    this.#outgoing.failAll(message, this.id, cause);
     this.#incoming.abortAll(new ConnectionClosedError(message, { sessionId: this.id }));
-    for (const settle of this.#pings.values()) {
-      settle(new ConnectionClosedError(`Ping failed: ${message}`, { sessionId: this.id }));
-    }
-    this.#pings.clear();
+    this.#heartbeat.stop(message, this.id);
     this.#reassembler.clear();
     this.#records.close();
-    clearInterval(this.#heartbeat);
     this.#slotWaiter?.();
     this.#checkIdle();
     // Let the last records (answers, the alert) leave, but never wait on a stuck peer.
@@ -819,4 +767,10 @@ export class Session {
     this.#channel.close();
     this.#resolveClosed(reason instanceof Error ? reason : undefined);
   }
+}
+
+/** Encodes an event once, e.g. to send it to many peers with {@link Session.emitEncoded}. */
+export function encodeEvent(name: string, data?: unknown): EncodedValue {
+  checkEventName(name);
+  return encodeValue(data === undefined ? { name } : { name, data });
 }
