@@ -11,7 +11,7 @@ import { startServer } from "./_helpers.ts";
 
 const methods = {
   add: (a: number, b: number) => a + b,
-  greet: async (name: string) => `Hello, ${name}!`,
+  greet: (name: string) => Promise.resolve(`Hello, ${name}!`),
   user: (id: number) => ({ id, name: `user${id}`, tags: ["x"] }),
   async *countdown(from: number) {
     for (let i = from; i > 0; i--) yield i;
