@@ -9,6 +9,7 @@
 
 import { InvalidParamsError, RpcError } from "./errors.ts";
 import { isStreamSource } from "./flow.ts";
+import type { Peer } from "./peer.ts";
 import { METHOD_NAME_PATTERN } from "./limits.ts";
 import {
   formatIssues,
@@ -39,6 +40,8 @@ export interface CallContext {
   notify(method: string, params?: Params): void;
   /** Sends the caller an event over the same connection. */
   emit(name: string, data?: unknown): void;
+  /** On the server: the client calling (its id, address, `data`, …). Undefined on a client. */
+  readonly peer?: Peer;
   /**
    * What the caller sends on a channel (`open()`), in order; ends when the caller closes its
    * half. Empty for other calls. Reading grants the caller credit to send more.

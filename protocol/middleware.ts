@@ -3,8 +3,9 @@
  *
  * - {@link Middleware} wraps the handlers this side serves (the peer's requests and
  *   notifications): checks before (auth on method names, metadata), timing and logging after.
- * - {@link Interceptor} wraps the calls this side makes (`call()`): add metadata, log, retry,
- *   measure.
+ * - {@link Interceptor} wraps the calls this side makes (`call()`, `stream()`, `open()`, and
+ *   so the typed facade): add metadata, log, measure. For a stream, `next()` resolves with its
+ *   final result once it has ended.
  *
  * Both are `(context, next) => result` onions, run in the order given; not calling `next`
  * short-circuits (throw to refuse the call with that error).
@@ -55,7 +56,10 @@ export interface OutgoingCall {
   meta: Record<string, unknown>;
 }
 
-/** Wraps the calls this side makes; `next()` sends the call and resolves with its result. */
+/**
+ * Wraps the calls this side makes; `next()` sends the call and resolves with its result (for
+ * a stream or channel: its final result, once it has ended).
+ */
 export type Interceptor = (call: OutgoingCall, next: () => Promise<unknown>) => Promise<unknown>;
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import {
+  CancelledError,
   ConnectionClosedError,
   ProtocolError,
   ResourceExhaustedError,
@@ -176,34 +177,56 @@ export class OutgoingCalls {
   #openStream(method: string, params: Params, options: StreamOptions, input: boolean) {
     const window = checkWindow(options.window ?? this.#settings.streamWindow, "window");
     const compress = options.compress === true;
-    let id = 0;
     const outbox = this.#host.outbox;
     const credit = input ? new SendCredit() : undefined;
+    const shape = Promise.withResolvers<boolean>();
+    /** The call id once the request has left (interceptors may delay it). */
+    let id = 0;
+    let early: "cancel" | "end" | undefined;
     const buffer = new ChunkBuffer<unknown>(window, (n) => {
       if (!this.#closed) outbox.value(Kind.CREDIT, id, { credit: n });
     });
-    let result: Promise<unknown>;
-    const shape = Promise.withResolvers<boolean>();
-    try {
-      const timeout = options.timeout ?? 0;
-      id = this.#request(Kind.REQUEST, method, params, options.meta, timeout, options, {
-        credit: window,
-        input: input || undefined,
-      });
+    const send = (call: OutgoingCall): Promise<unknown> => {
+      if (early === "cancel") {
+        return Promise.reject(new CancelledError(`Call to '${method}' was cancelled`));
+      }
+      try {
+        const timeout = options.timeout ?? 0;
+        id = this.#request(Kind.REQUEST, call.method, call.params, call.meta, timeout, options, {
+          credit: window,
+          input: input || undefined,
+        });
+      } catch (err) {
+        return Promise.reject(err);
+      }
       this.#streams.set(id, { buffer, credit, shape: shape.resolve });
-      result = this.#pending.add(id, method, { timeoutMs: timeout, signal: options.signal });
+      const result = this.#pending.add(id, method, {
+        timeoutMs: options.timeout ?? 0,
+        signal: options.signal,
+      });
       const forget = () => {
         this.#streams.delete(id);
         shape.resolve(false);
       };
       result.then(forget, forget);
-    } catch (err) {
-      result = Promise.reject(err);
-    }
+      if (early === "end") outbox.value(Kind.STREAM_END, id, {});
+      return result;
+    };
+    const interceptors = this.#settings.interceptors;
+    const result = interceptors === undefined || interceptors.length === 0
+      ? send({ method, params, meta: options.meta as Record<string, unknown> })
+      : runInterceptors(interceptors, { method, params, meta: { ...options.meta } }, send);
+    result.catch(() => shape.resolve(false));
     const link: StreamLink = {
-      cancel: (reason) => this.#pending.abort(id, reason),
+      cancel: (reason) => {
+        if (id === 0) early = "cancel";
+        else this.#pending.abort(id, reason);
+      },
       send: (value) => outbox.value(Kind.STREAM_DATA, id, value, compress, "chunk"),
-      end: () => outbox.value(Kind.STREAM_END, id, {}),
+      end: () => {
+        if (id === 0) early ??= "end";
+        else outbox.value(Kind.STREAM_END, id, {});
+      },
     };
     return { buffer, result, link, credit, shape: shape.promise };
   }

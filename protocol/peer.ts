@@ -29,6 +29,11 @@ export class Peer {
   readonly remoteAddress: string;
   /** When it authenticated. */
   readonly connectedAt: Date;
+  /**
+   * Your own data about this peer (a user name, a room…), kept for the life of the
+   * connection: `peer.data.name = "alice"`. Never sent anywhere.
+   */
+  readonly data: Record<string, unknown> = {};
   #session: Session;
 
   /** @internal created by the server */

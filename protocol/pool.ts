@@ -17,7 +17,8 @@ import {
   UnavailableError,
 } from "./errors.ts";
 import { DEFAULT_CALL_TIMEOUT } from "./limits.ts";
-import type { CallOptions, Params } from "./session.ts";
+import type { RpcStream } from "./rpc_stream.ts";
+import type { CallOptions, Params, StreamOptions } from "./session.ts";
 
 /** How the pool picks a connection for each call. */
 export type PoolPolicy = "least-in-flight" | "round-robin";
@@ -53,6 +54,12 @@ export interface PoolMember {
   call<T = unknown>(method: string, params?: Params, options?: PoolCallOptions): Promise<T>;
   /** Sends a notification. */
   notify(method: string, params?: Params, options?: Omit<CallOptions, "timeout">): void;
+  /** Calls a streaming method. */
+  stream<T = unknown, R = unknown>(
+    method: string,
+    params?: Params,
+    options?: StreamOptions,
+  ): RpcStream<T, R>;
   /** Round trip of a PING (ms). */
   ping(options?: { timeout?: number }): Promise<number>;
   /** Closes the connection, letting calls in flight finish. */
@@ -327,6 +334,32 @@ export class Pool<E extends PoolEndpoint = PoolEndpoint> implements AsyncDisposa
     }
     slot.endpoint.calls++;
     slot.member!.notify(method, params, options);
+  }
+
+  /**
+   * Calls a streaming method on the healthy connection the policy picks (counted in flight
+   * until the stream ends). Throws `UNAVAILABLE` when no connection is healthy right now.
+   */
+  stream<T = unknown, R = unknown>(
+    method: string,
+    params?: Params,
+    options?: StreamOptions,
+  ): RpcStream<T, R> {
+    if (this.#closing) {
+      throw new ConnectionClosedError(`Cannot stream '${method}': the pool is closed`);
+    }
+    const slot = this.#pick();
+    if (slot === undefined) {
+      throw new UnavailableError(`Cannot stream '${method}': no healthy connection`, {
+        retryable: true,
+      });
+    }
+    slot.inFlight++;
+    slot.endpoint.calls++;
+    const stream = slot.member!.stream<T, R>(method, params, options);
+    const done = () => slot.inFlight--;
+    stream.result.then(done, done);
+    return stream;
   }
 
   /**

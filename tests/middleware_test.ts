@@ -87,6 +87,19 @@ Deno.test("middleware and interceptors", async (t) => {
     assertEquals(outgoing.slice(0, 2), ["→ admin.reset", '← admin.reset "reset"']);
   });
 
+  await t.step("interceptors wrap streams and the typed facade too", async () => {
+    outgoing.length = 0;
+    assertEquals(await Array.fromAsync(withToken.stream("ticks", [2])), [0, 1]);
+    const api = withToken.api<{ "admin.reset": () => string }>();
+    assertEquals(await api["admin.reset"](), "reset", "the token was added");
+    assertEquals(outgoing, [
+      "→ ticks",
+      "← ticks undefined",
+      "→ admin.reset",
+      '← admin.reset "reset"',
+    ]);
+  });
+
   await t.step("streams go through middleware too", async () => {
     log.length = 0;
     assertEquals(await Array.fromAsync(plain.stream("ticks", [3])), [0, 1, 2]);
