@@ -30,6 +30,10 @@ function fleet() {
       logger: "silent",
       methods: {
         whoami: () => (served[i]++, i),
+        async *ticks(this: CallContext, n: number) {
+          served[i]++;
+          for (let k = 0; k < n; k++) yield { server: i, k };
+        },
         work(this: CallContext, ms: number) {
           served[i]++;
           return new Promise((resolve) => setTimeout(() => resolve(i), ms));
@@ -139,6 +143,28 @@ Deno.test("pool: round robin takes the endpoints in turn", async () => {
   assertEquals(served, [30, 30, 30]);
   assertEquals(order.slice(0, 6), [order[0], order[1], order[2], order[0], order[1], order[2]]);
   assertEquals(pool.policy, "round-robin");
+  await pool.close();
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+Deno.test("pool: streams are spread like calls and counted in flight", async () => {
+  const { served, start } = fleet();
+  const servers = await Promise.all([0, 1].map((i) => start(i)));
+  await using pool = await createPool({
+    ...base,
+    endpoints: servers.map((s) => s.addresses[0]),
+    policy: "round-robin",
+  });
+  await waitFor("2 healthy connections", () => pool.stats().healthy === 2);
+  const a = pool.stream<{ server: number; k: number }>("ticks", [3]);
+  const b = pool.stream<{ server: number; k: number }>("ticks", [3]);
+  assertEquals(pool.stats().inFlight, 2, "open streams count in flight");
+  const chunksA = await Array.fromAsync(a);
+  const chunksB = await Array.fromAsync(b);
+  assertEquals(chunksA.map((c) => c.k), [0, 1, 2]);
+  assertEquals(new Set([chunksA[0].server, chunksB[0].server]).size, 2, "one per server");
+  await waitFor("streams to settle", () => pool.stats().inFlight === 0, 2000);
+  assertEquals(served, [1, 1]);
   await pool.close();
   await Promise.all(servers.map((s) => s.close()));
 });
@@ -257,6 +283,9 @@ class FakeMember implements PoolMember {
   }
   notify(): void {
     this.served++;
+  }
+  stream(): never {
+    throw new TypeError("FakeMember does not stream");
   }
   ping(o: { timeout?: number } = {}): Promise<number> {
     if (this.answersPing) return Promise.resolve(1);
