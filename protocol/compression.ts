@@ -16,7 +16,7 @@
  * @module
  */
 
-import { bufferSource, crc32 } from "./bytes.ts";
+import { bufferSource, concatBytes, crc32 } from "./bytes.ts";
 import { InvalidParamsError, ResourceExhaustedError } from "./errors.ts";
 
 /** Payloads smaller than this many bytes are never worth compressing. */
@@ -59,7 +59,7 @@ export async function deflateRaw(data: Uint8Array): Promise<Uint8Array> {
     size += value.length;
   }
   await pumped;
-  return joinChunks(chunks, size);
+  return joinChunks(chunks);
 }
 
 /**
@@ -87,7 +87,7 @@ export async function inflateRaw(data: Uint8Array, maxBytes: number): Promise<Ui
     for (let offset = 0; offset < data.length; offset += slice) {
       await inflater.write(data.subarray(offset, offset + slice));
     }
-    const output = joinChunks(inflater.chunks, inflater.size);
+    const output = joinChunks(inflater.chunks);
     await inflater.write(gzipTrailer(output));
     await inflater.close();
     // Output after the trailer means the trailer was read as deflate data: never valid.
@@ -210,13 +210,6 @@ class BoundedInflater {
 }
 
 /** The chunks as one buffer; a lone chunk is returned as is. */
-function joinChunks(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+function joinChunks(chunks: Uint8Array[]): Uint8Array {
+  return chunks.length === 1 ? chunks[0] : concatBytes(...chunks);
 }
