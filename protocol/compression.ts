@@ -45,7 +45,6 @@ export async function deflateRaw(data: Uint8Array): Promise<Uint8Array> {
   // A failure also reaches the reader, which reports it; never leave this one unhandled.
   pumped.catch(() => {});
   const chunks: Uint8Array[] = [];
-  let size = 0;
   // Chunks are never empty and deflate grows data by a few bytes per 16 KiB block at most.
   const maxReads = 2 * data.length + 1024;
   for (let reads = 0;; reads++) {
@@ -56,7 +55,6 @@ export async function deflateRaw(data: Uint8Array): Promise<Uint8Array> {
     const { done, value } = await reader.read();
     if (done) break;
     chunks.push(value);
-    size += value.length;
   }
   await pumped;
   return joinChunks(chunks);
