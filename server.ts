@@ -87,10 +87,13 @@ export interface ServeOptions {
   maxConcurrentHandlers?: number;
   /** Handshake deadline from accept (ms). @default 10000 */
   handshakeTimeout?: number;
-  /** Called when a peer has authenticated. */
-  onConnect?: (peer: Peer) => void;
+  /**
+   * Called when a peer has authenticated (it may be async, e.g. to call the peer). What it
+   * throws or rejects with is logged; the connection stays.
+   */
+  onConnect?: (peer: Peer) => unknown;
   /** Called once when a peer's connection has closed (`reason` undefined: normal close). */
-  onDisconnect?: (peer: Peer, reason: Error | undefined) => void;
+  onDisconnect?: (peer: Peer, reason: Error | undefined) => unknown;
   /**
    * Count served calls by method and outcome and time them (latency histograms in
    * {@link Server.metricsText}). It costs two `performance.now()` per record received, one per
@@ -417,7 +420,6 @@ export class Server implements AsyncDisposable {
       transport: peer.transport,
       ms: (performance.now() - started).toFixed(1),
     });
-    this.#options.onConnect?.(peer);
     session.closed.then((reason) => {
       this.#peers.delete(peer);
       this.#counters.closed(session);
@@ -426,8 +428,24 @@ export class Server implements AsyncDisposable {
         peer: peer.remoteAddress,
         reason: reason ? (reason as RpcError).code ?? reason.message : "closed",
       });
-      this.#options.onDisconnect?.(peer, reason);
+      this.#hook("onDisconnect", () => this.#options.onDisconnect?.(peer, reason));
     });
+    this.#hook("onConnect", () => this.#options.onConnect?.(peer));
+  }
+
+  /** Runs a user hook: what it throws (or rejects with) is logged, never fatal. */
+  #hook(name: string, run: () => unknown): void {
+    const failed = (err: unknown) =>
+      this.#log.limited("warn", name, "hook_failed", {
+        hook: name,
+        reason: escapeForLog(err instanceof Error ? err.message : String(err)),
+      });
+    try {
+      const result = run();
+      if (result instanceof Promise) result.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   #logHandshakeFailure(conn: Conn, err: unknown): void {

@@ -162,8 +162,9 @@ export class Client implements AsyncDisposable {
   }
 
   /**
-   * Resolves when the client is closed for good: `undefined` after {@link close}, the reason
-   * when the connection was lost and reconnecting is off.
+   * Resolves when the client is closed for good: `undefined` after {@link close} or when the
+   * server closed the connection gracefully (with reconnecting off); the error when the
+   * connection was lost. The `closed` status event says which side closed.
    */
   get closed(): Promise<Error | undefined> {
     return this.#closed.promise;

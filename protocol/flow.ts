@@ -159,11 +159,17 @@ export class ChunkBuffer<T> {
     this.#wake();
   }
 
-  /** Drops whatever is buffered (the reader has gone). */
-  discard(): void {
+  /**
+   * Drops whatever is buffered. Without `err` reading ends (the reader has gone); with it,
+   * reading throws `err` at once (the stream was cancelled under a reader).
+   */
+  discard(err?: Error): void {
     this.#items = [];
     this.#head = 0;
-    if (!this.finished) this.#done = true;
+    if (!this.finished) {
+      if (err) this.#error = err;
+      else this.#done = true;
+    }
     this.#wake();
   }
 

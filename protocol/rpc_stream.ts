@@ -96,7 +96,9 @@ export class RpcStream<T = unknown, R = unknown> implements AsyncIterable<T>, As
     return {
       next: () => this.#buffer.next(),
       return: (value?: unknown) => {
-        this.cancel();
+        // The loop was left: cancel quietly.
+        if (!this.#settled) this.#link.cancel();
+        this.#buffer.discard();
         return Promise.resolve({ value: value as T, done: true });
       },
     };
@@ -115,10 +117,16 @@ export class RpcStream<T = unknown, R = unknown> implements AsyncIterable<T>, As
     }, { highWaterMark: 0 });
   }
 
-  /** Cancels the call unless it has ended: the producer's signal aborts on the peer. */
+  /**
+   * Cancels the call unless it has ended: the producer's signal aborts on the peer, and a
+   * loop reading this stream throws `CANCELLED` (buffered chunks are dropped).
+   */
   cancel(reason?: unknown): void {
-    if (!this.#settled) this.#link.cancel(reason);
-    this.#buffer.discard();
+    if (this.#settled) return;
+    this.#link.cancel(reason);
+    this.#buffer.discard(
+      new CancelledError(`The stream of '${this.method}' was cancelled`, { cause: reason }),
+    );
   }
 
   /** Cancels the call unless it has ended. */

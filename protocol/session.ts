@@ -34,79 +34,29 @@ import {
 } from "./errors.ts";
 import { checkEventName } from "./events.ts";
 import { FrameType, HEADER_SIZE, TAG_SIZE } from "./frame.ts";
-import type { FrameReader } from "./frame_reader.ts";
-import type { HandshakeResult } from "./handshake.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { IncomingCalls, outcomeOf } from "./incoming_calls.ts";
 import * as L from "./limits.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import { decodeMessages, Flag, Kind, type Message } from "./messages.ts";
-import type { SessionMetrics } from "./metrics.ts";
+import { RecordTiming } from "./record_timing.ts";
 import type { MethodTable, Params } from "./methods.ts";
-import type { Interceptor, Middleware } from "./middleware.ts";
-import { type CompressionOption, Outbox } from "./outbox.ts";
+import { Outbox } from "./outbox.ts";
 import { type CallOptions, creditOf, OutgoingCalls, type StreamOptions } from "./outgoing_calls.ts";
 import { Reassembler } from "./reassembly.ts";
-import { type KeyUpdatePolicy, RecordOpener, RecordSealer } from "./record.ts";
+import { RecordOpener, RecordSealer } from "./record.ts";
 import { RecordReader } from "./record_reader.ts";
 import { parseRequest } from "./request.ts";
 import type { RpcChannel, RpcStream } from "./rpc_stream.ts";
 import { SendQueue } from "./send_queue.ts";
 import { resolveLimits, type SessionLimits } from "./session_limits.ts";
-import type { Slots } from "./slots.ts";
+import type { EmitOptions, SessionOptions } from "./session_options.ts";
 
 export type { SessionLimits } from "./session_limits.ts";
 export type { CallOptions, StreamOptions } from "./outgoing_calls.ts";
 
-/** Options of a {@link Session}. */
-export interface SessionOptions {
-  /** Which side this is (decides call-id parity). */
-  role: "client" | "server";
-  /** The byte pipe, already authenticated. */
-  channel: ByteChannel;
-  /** The reader that ran the handshake (it may hold bytes already). */
-  reader: FrameReader;
-  /** The handshake's keys and parameters. */
-  handshake: HandshakeResult;
-  /** The methods this side serves. */
-  methods: MethodTable;
-  /** Limits. */
-  limits?: SessionLimits;
-  /** Test hook: KEY_UPDATE thresholds. */
-  keyUpdate?: KeyUpdatePolicy;
-  /** Default timeout of outgoing calls (ms; 0 = none). */
-  callTimeout?: number;
-  /** Logger. */
-  logger?: Logger;
-  /** Extra properties copied onto every handler context (e.g. `peer`). */
-  context?: Record<string, unknown>;
-  /** Handler slots shared with other sessions (a server-wide cap on handlers running). */
-  slots?: Slots;
-  /** Called with the last id the peer will process when it sends GOAWAY. */
-  onGoAway?: (lastId: number) => void;
-  /**
-   * Told the method, outcome and duration of every request and notification served here
-   * (undefined: no timing cost). Requests refused before their method name was read (GOAWAY,
-   * too large) are reported with the method `""`.
-   */
-  metrics?: SessionMetrics;
-  /** Told every EVENT the peer sends (name checked, data decoded). */
-  onEvent?: (name: string, data: unknown) => void;
-  /** Middleware around the handlers this side serves. */
-  middleware?: readonly Middleware[];
-  /** Interceptors around the calls this side makes. */
-  interceptors?: readonly Interceptor[];
-  /** Compress every payload this side sends at or above a threshold. @default false */
-  compression?: CompressionOption;
-}
-
-/** Options of {@link Session.emit}. */
-export interface EmitOptions {
-  /** Compress the event when it is at least the threshold (1 KiB). */
-  compress?: boolean;
-}
-
 export type { Params } from "./methods.ts";
+export type { EmitOptions, SessionOptions } from "./session_options.ts";
 
 const closedNormally = Symbol("closed normally");
 
@@ -141,13 +91,8 @@ export class Session {
   #idleWaiters: (() => void)[] = [];
   /** True while the read loop waits on our own backpressure (silence is then ours). */
   #paused = false;
-  #metrics: SessionMetrics | undefined;
-  /** `performance.now()` when the record being dispatched arrived (only with metrics). */
-  #arrived = 0;
-  /** Calls that ended while the current record was dispatched (reused, never shrunk). */
-  #endedMethods: string[] = [];
-  #endedOutcomes: string[] = [];
-  #endedCount = 0;
+  /** Times the calls of each record (only with metrics). */
+  #timing: RecordTiming | undefined;
   #bytesIn = 0;
   #bytesOut = 0;
   #requests = 0;
@@ -161,7 +106,7 @@ export class Session {
     this.#log = options.logger ?? silentLogger;
     this.#onGoAway = options.onGoAway;
     this.#onEvent = options.onEvent;
-    this.#metrics = options.metrics;
+    if (options.metrics) this.#timing = new RecordTiming(options.metrics);
     this.#limits = resolveLimits(options.limits);
     this.#ownParity = options.role === "client" ? 1 : 0;
     this.#records = new RecordReader(
@@ -436,7 +381,7 @@ export class Session {
         this.#heartbeat.touch();
         if (record === null) return this.#peerEnded();
         this.#bytesIn += HEADER_SIZE + TAG_SIZE + record.plaintext.length;
-        if (this.#metrics !== undefined) this.#arrived = performance.now();
+        this.#timing?.start();
         if (record.type === FrameType.ALERT) return this.#onAlert(record.plaintext);
         for (const m of decodeMessages(record.plaintext)) {
           const inflating = this.#onMessage(m);
@@ -444,7 +389,7 @@ export class Session {
           if (inflating !== undefined) await inflating;
           if (this.isClosed) return;
         }
-        if (this.#endedCount > 0) this.#reportEnded();
+        this.#timing?.flush();
       }
     } catch (err) {
       if (!this.isClosed) this.#fail(err instanceof Error ? err : new Error(String(err)), true);
@@ -605,26 +550,9 @@ export class Session {
     }
   }
 
-  /**
-   * Notes a call that ended while its record is being dispatched (refused, or a synchronous
-   * handler): reported once the record is done, all with one clock read. No-op without metrics.
-   */
+  /** A call ended during the current record (timed with it; no-op without metrics). */
   #callDone(method: string, outcome: string): void {
-    if (this.#metrics === undefined) return;
-    const n = this.#endedCount++;
-    this.#endedMethods[n] = method;
-    this.#endedOutcomes[n] = outcome;
-  }
-
-  #reportEnded(): void {
-    const metrics = this.#metrics!;
-    const seconds = (performance.now() - this.#arrived) / 1000;
-    const count = this.#endedCount;
-    this.#endedCount = 0;
-    for (let i = 0; i < count; i++) {
-      metrics.callDone(this.#endedMethods[i], this.#endedOutcomes[i], seconds);
-      this.#endedMethods[i] = "";
-    }
+    this.#timing?.ended(method, outcome);
   }
 
   #onRequest(id: number, reply: boolean, payload: Uint8Array | Error, flags: number): void {
@@ -654,7 +582,7 @@ export class Session {
         request.def.handler,
         request.args,
         request.meta,
-        this.#arrived,
+        this.#timing?.arrived ?? 0,
         request.credit === undefined || !reply ? undefined : {
           credit: request.credit,
           input: request.input ? this.#limits.streamWindow : undefined,

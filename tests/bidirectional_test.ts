@@ -86,6 +86,29 @@ Deno.test("the server calls its clients", async (t) => {
   });
 });
 
+Deno.test("a throwing onConnect or onDisconnect is logged; the server keeps serving", async () => {
+  await using ts = await startServer("tcp", {
+    methods: { ping: () => "pong" },
+    onConnect: () => {
+      throw new Error("onConnect bug");
+    },
+    onDisconnect: () => Promise.reject(new Error("onDisconnect bug")),
+  });
+  const first = await ts.connect();
+  assertEquals(await first.call("ping"), "pong");
+  assertEquals(ts.server.peers.length, 1);
+  await first.close();
+  for (let i = 0; i < 100 && ts.server.peers.length > 0; i++) await sleep(10);
+  assertEquals(ts.server.peers.length, 0, "the peer left the list");
+  await using second = await ts.connect();
+  assertEquals(await second.call("ping"), "pong");
+  assert(ts.logs.some((l) => l.includes("hook_failed") && l.includes("onConnect bug")));
+  for (let i = 0; i < 100 && !ts.logs.some((l) => l.includes("onDisconnect bug")); i++) {
+    await sleep(10);
+  }
+  assert(ts.logs.some((l) => l.includes("onDisconnect bug")));
+});
+
 Deno.test("events both ways", async (t) => {
   const unhandled: string[] = [];
   await using ts = await startServer("tcp", {

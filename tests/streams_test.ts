@@ -147,6 +147,17 @@ Deno.test("streams: flow control, cancellation, errors", async (t) => {
     await until(() => ts.server.peers[0].openStreams === 0, 2000, "the stream to close");
   });
 
+  await t.step("cancel() under a running loop makes it throw CANCELLED", async () => {
+    reset();
+    const stream = client.stream<number>("forever");
+    let seen = 0;
+    const err = await assertRejects(async () => {
+      for await (const _ of stream) if (++seen === 3) stream.cancel();
+    }, RpcError);
+    assertEquals(err.code, "CANCELLED");
+    assertEquals(await probe.stopped.promise, "aborted");
+  });
+
   await t.step("an AbortSignal cancels too", async () => {
     reset();
     const controller = new AbortController();
