@@ -1,12 +1,14 @@
 /**
- * `deno run -A client.ts`: the client's command line — the seed's demo, one-off calls, secret
- * generation and the fingerprint operators compare when AUTH_FAILED appears.
+ * `deno run -A client.ts`: the client's command line — the seed's demo, one-off calls,
+ * streams and event listening (JSON lines on stdout), secret generation and the fingerprint
+ * operators compare when AUTH_FAILED appears.
  *
  * @module
  */
 
 import { loadSecret } from "../env/secret_source.ts";
 import { fingerprint, generateSecret, stretchSecret } from "../protocol/secret.ts";
+import { checkEventName } from "../protocol/events.ts";
 import type { LogLevel } from "../protocol/logger.ts";
 import type { Params } from "../protocol/session.ts";
 import { parseArgs, parseMs } from "./args.ts";
@@ -24,25 +26,51 @@ const HELP = `Usage: deno run -A client.ts [command] [options]
 Commands:
   demo                       greet + long_running_task at once, then three failing calls (default)
   call METHOD [JSON ARG…]    call METHOD with the JSON args; prints the JSON result
+  stream METHOD [JSON ARG…]  call the streaming METHOD; prints one JSON line per chunk and
+                             exits 0 when the stream ends (Ctrl+C cancels it: exit 130)
+                             e.g. stream time 3 500
+  listen [EVENT…]            print the server's events (all of them when none is named), one
+                             line each: {"event": NAME, "data": DATA}; runs until Ctrl+C or
+                             SIGTERM (exit 0) or the connection is lost (exit 1)
+                             e.g. listen peer_joined peer_left
   keygen                     print a new random TRUST_ID
   fingerprint                print the fingerprint of this machine's TRUST_ID (compare both sides)
 
 Options:
   --connect URL      tcp://host:port, tls://host:port or unix:///path (default: tcp://127.0.0.1:8888)
   --ca FILE          PEM CA certificate that signs the server's certificate (tls://)
-  --timeout MS       per-call timeout in milliseconds (default: 30000)
+  --timeout MS       per-call timeout in milliseconds (default: 30000; streams: none)
   --log-level LEVEL  debug, info, warn, error or silent (default: warn)
   -h, --help         show this help
 
 TRUST_ID comes from the environment, or TRUST_ID=… in ./.env when the variable is not set.
-Exit codes: 0 ok, 1 the call failed, 2 bad command line, 3 no secret / cannot connect or authenticate.`;
+Binary values print as {"$bytes": "<base64>"}.
+Exit codes: 0 ok, 1 the call failed (or listen lost the connection), 2 bad command line,
+3 no secret / cannot connect or authenticate, 130 a stream cancelled with Ctrl+C.`;
 
 /** The part of a connected client the CLI uses. */
 export interface CliClient {
   readonly address: string;
   readonly sessionId: string;
+  /** Resolves when the connection is gone for good (its reason; `undefined` after close). */
+  readonly closed: Promise<Error | undefined>;
   call<T = unknown>(method: string, params?: Params): Promise<T>;
+  stream<T = unknown>(
+    method: string,
+    params?: Params,
+    options?: { timeout?: number },
+  ): CliStream<T>;
+  on(name: string, listener: (data: unknown) => void): () => void;
+  on(name: "*", listener: (name: string, data: unknown) => void): () => void;
   close(): Promise<void>;
+}
+
+/** The part of a stream (`RpcStream`) the CLI uses. */
+export interface CliStream<T> extends AsyncIterable<T> {
+  /** Resolves `false` when the handler answered with a plain value instead of a stream. */
+  readonly streaming?: Promise<boolean>;
+  /** Cancels the call on the server. */
+  cancel(reason?: unknown): void;
 }
 
 /** The part of `connect()` the CLI uses. */
@@ -58,8 +86,13 @@ interface Settings {
   address: string;
   caCerts?: string[];
   timeout: number;
+  /** `--timeout` when given (streams have no timeout otherwise). */
+  streamTimeout?: number;
   level: LogLevel;
 }
+
+/** Exit code: a stream was cancelled with Ctrl+C (128 + SIGINT). */
+const EXIT_INTERRUPTED = 130;
 
 /** Runs the client CLI and resolves with the exit code. */
 export async function clientMain(args: string[], connect: ConnectFunction): Promise<number> {
@@ -81,6 +114,9 @@ export async function clientMain(args: string[], connect: ConnectFunction): Prom
       address: parsed.strings.connect ?? "tcp://127.0.0.1:8888",
       caCerts: ca === undefined ? undefined : [await Deno.readTextFile(ca)],
       timeout: parseMs("timeout", parsed.strings.timeout, 30_000),
+      streamTimeout: parsed.strings.timeout === undefined
+        ? undefined
+        : parseMs("timeout", parsed.strings.timeout, 0),
       level: (parsed.strings["log-level"] ?? "warn") as LogLevel,
     };
   } catch (err) {
@@ -98,25 +134,62 @@ export async function clientMain(args: string[], connect: ConnectFunction): Prom
     case "demo":
       return await withClient(connect, settings, runDemo);
     case "call": {
-      const [method, ...jsonArgs] = rest;
-      if (method === undefined) {
-        console.error(`error: call needs a METHOD\n\n${HELP}`);
-        return EXIT_USAGE;
+      const call = parseCall(command, rest);
+      if (typeof call === "number") return call;
+      return await withClient(
+        connect,
+        settings,
+        (client) => runCall(client, call.method, call.params),
+      );
+    }
+    case "stream": {
+      const call = parseCall(command, rest);
+      if (typeof call === "number") return call;
+      const timeout = settings.streamTimeout;
+      return await withClient(
+        connect,
+        settings,
+        (client) => runStream(client, call.method, call.params, timeout),
+      );
+    }
+    case "listen": {
+      for (const name of rest) {
+        if (name === "*") continue;
+        try {
+          checkEventName(name);
+        } catch (err) {
+          console.error(`error: ${(err as Error).message}\n\n${HELP}`);
+          return EXIT_USAGE;
+        }
       }
-      let params: unknown[];
-      try {
-        params = jsonArgs.map((a) => JSON.parse(a));
-      } catch {
-        console.error(
-          "error: every argument after METHOD must be JSON (quote strings: '\"Alice\"')",
-        );
-        return EXIT_USAGE;
-      }
-      return await withClient(connect, settings, (client) => runCall(client, method, params));
+      return await withClient(connect, settings, (client) => runListen(client, rest));
     }
     default:
       console.error(`error: Unknown command ${command}\n\n${HELP}`);
       return EXIT_USAGE;
+  }
+}
+
+/**
+ * METHOD and its JSON args for `call` and `stream`; an exit code (usage, the message printed)
+ * when they are missing or not JSON.
+ */
+function parseCall(
+  command: string,
+  rest: string[],
+): { method: string; params: unknown[] } | number {
+  const [method, ...jsonArgs] = rest;
+  if (method === undefined) {
+    console.error(`error: ${command} needs a METHOD\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  try {
+    return { method, params: jsonArgs.map((a) => JSON.parse(a)) };
+  } catch {
+    console.error(
+      "error: every argument after METHOD must be JSON (quote strings: '\"Alice\"')",
+    );
+    return EXIT_USAGE;
   }
 }
 
@@ -166,6 +239,74 @@ async function runCall(client: CliClient, method: string, params: unknown[]): Pr
   } catch (err) {
     console.error(`error: ${describeError(err)}`);
     return EXIT_CALL_FAILED;
+  }
+}
+
+/**
+ * Prints each chunk of the stream as one JSON line (the stream's final value is not printed).
+ * Ctrl+C cancels the call on the server and exits 130.
+ */
+async function runStream(
+  client: CliClient,
+  method: string,
+  params: unknown[],
+  timeout: number | undefined,
+): Promise<number> {
+  let interrupted = false;
+  let stream: CliStream<unknown> | undefined;
+  const onInterrupt = () => {
+    interrupted = true;
+    // Sends CANCEL: the handler's signal aborts (a generator's `finally` runs); the loop
+    // below ends at once.
+    stream?.cancel(new Error("Interrupted"));
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  try {
+    stream = client.stream(method, params, timeout === undefined ? {} : { timeout });
+    for await (const chunk of stream) {
+      if (interrupted) break;
+      console.log(toJsonLine(chunk));
+    }
+    if (interrupted) return EXIT_INTERRUPTED;
+    if (stream.streaming !== undefined && !(await stream.streaming)) {
+      console.error(`warning: '${method}' answered with a single value, not a stream: use call`);
+    }
+    return 0;
+  } catch (err) {
+    if (interrupted) return EXIT_INTERRUPTED;
+    console.error(`error: ${describeError(err)}`);
+    return EXIT_CALL_FAILED;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+/**
+ * Prints the named events (all of them when none is named, or with `*`) as
+ * `{"event": NAME, "data": DATA}` lines until SIGINT/SIGTERM (0) or the connection is lost (1).
+ */
+async function runListen(client: CliClient, names: string[]): Promise<number> {
+  const print = (event: string, data: unknown) =>
+    console.log(toJsonLine({ event, data: data ?? null }));
+  const off = names.length === 0 || names.includes("*")
+    ? [client.on("*", (name: string, data: unknown) => print(name, data))]
+    : [...new Set(names)].map((name) => client.on(name, (data: unknown) => print(name, data)));
+  const stop = Promise.withResolvers<void>();
+  const onSignal = () => stop.resolve();
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  try {
+    const lost = await Promise.race([
+      stop.promise.then(() => undefined),
+      client.closed.then((reason) => ({ reason })),
+    ]);
+    if (lost === undefined) return 0;
+    const why = lost.reason === undefined ? "the server closed it" : describeError(lost.reason);
+    console.error(`error: connection lost: ${why}`);
+    return EXIT_CALL_FAILED;
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    for (const remove of off) remove();
   }
 }
 

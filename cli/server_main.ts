@@ -11,14 +11,27 @@ import { loadSecret } from "../env/secret_source.ts";
 import type { LogLevel } from "../protocol/logger.ts";
 import type { Methods } from "../protocol/methods.ts";
 import { parseArgs, UsageError } from "./args.ts";
-import { demoServices } from "./demo_services.ts";
+import { demoServices, presenceEvents, type PresencePeer } from "./demo_services.ts";
 import { type MetricsEndpoint, parseHostPort, serveMetrics } from "./metrics_endpoint.ts";
 import { describeError, EXIT_CONNECT_FAILED, reportArgsFailure } from "./output.ts";
 
 const HELP = `Usage: deno run -A server.ts [options]
 
-Starts the @trust/rpc demo server (greet, long_running_task, echo, health).
+Starts the @trust/rpc demo server.
 Clients must hold the same TRUST_ID (environment variable, or TRUST_ID=… in ./.env).
+
+Methods:
+  greet(name)                    "Hello, <name>!"
+  long_running_task(seconds=2)   waits, then reports how long (cancellable)
+  time(count=5, interval_ms=1000)
+                                 stream: count ticks {"timestamp": ISO 8601}, one per interval
+                                 (client.ts stream time 3 500)
+  echo(value)                    returns value unchanged
+  health()                       {"status": "ok", "uptime_s": …}
+
+Events (to the other peers; client.ts listen):
+  peer_joined  {"id", "transport", "peers"}   a peer authenticated
+  peer_left    {"id", "reason", "peers"}      a peer left (reason: error code or "closed")
 
 Options:
   --listen URL       tcp://host:port, tls://host:port or unix:///path (repeatable)
@@ -40,9 +53,15 @@ export type ServeFunction = (options: {
   methods: Methods;
   tls?: { cert: string; key: string };
   logger: LogLevel;
-}) => Promise<
-  { readonly addresses: readonly string[]; close(): Promise<void>; metricsText?(): string }
->;
+  onConnect?: (peer: PresencePeer) => void;
+  onDisconnect?: (peer: PresencePeer, reason: Error | undefined) => void;
+}) => Promise<{
+  readonly addresses: readonly string[];
+  readonly peers: readonly unknown[];
+  broadcast(name: string, data?: unknown, options?: { exclude?: string }): number;
+  close(): Promise<void>;
+  metricsText?(): string;
+}>;
 
 const LEVELS = ["debug", "info", "warn", "error", "silent"];
 
@@ -86,7 +105,17 @@ export async function serverMain(args: string[], serve: ServeFunction): Promise<
   try {
     const { secret, warnings } = await loadSecret({ dotenv: true });
     for (const w of warnings) console.error(`warning: ${w}`);
-    server = await serve({ listen, secret, methods: demoServices(), tls, logger: level });
+    const presence = presenceEvents();
+    server = await serve({
+      listen,
+      secret,
+      methods: demoServices(),
+      tls,
+      logger: level,
+      onConnect: presence.onConnect,
+      onDisconnect: presence.onDisconnect,
+    });
+    presence.attach(server);
   } catch (err) {
     console.error(`error: ${describeError(err)}`);
     return EXIT_CONNECT_FAILED;

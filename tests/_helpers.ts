@@ -98,3 +98,29 @@ export async function startServer(
     },
   };
 }
+
+/** Options of {@link denoCommand}. */
+export interface DenoCommandOptions {
+  /** Extra environment (the rest is cleared unless `inheritEnv`). */
+  env?: Record<string, string>;
+  /** Keep this process's environment (e.g. for `deno check`, which needs the cache). */
+  inheritEnv?: boolean;
+  /** Working directory. */
+  cwd?: string;
+  /** Kills the child when it aborts (bound every child). */
+  signal?: AbortSignal;
+}
+
+/** A `deno …args` child with a clean environment plus `NO_COLOR`, stdin closed, output piped. */
+export function denoCommand(args: string[], options: DenoCommandOptions = {}): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args,
+    env: { NO_COLOR: "1", ...options.env },
+    clearEnv: !options.inheritEnv,
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: options.signal,
+  });
+}

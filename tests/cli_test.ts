@@ -3,7 +3,7 @@
  * `TRUST_ID` in their environment (or in a `.env` file), checked by output and exit code.
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { TLS } from "./_helpers.ts";
+import { denoCommand, TLS } from "./_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SECRET = "cli-test-secret-0123456789-abcdefghijklmnop";
@@ -20,14 +20,9 @@ async function run(
   args: string[],
   options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
 ): Promise<Output> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}${script}`, ...args],
-    env: { NO_COLOR: "1", ...options.env },
-    clearEnv: true,
+  const out = await denoCommand(["run", "-A", `${ROOT}${script}`, ...args], {
+    env: options.env,
     cwd: options.cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
     signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
   }).output();
   const text = new TextDecoder();
@@ -43,14 +38,7 @@ interface ServerProcess extends AsyncDisposable {
 }
 
 async function startServer(args: string[], env: Record<string, string>): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}server.ts`, ...args],
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = denoCommand(["run", "-A", `${ROOT}server.ts`, ...args], { env }).spawn();
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let seen = "";

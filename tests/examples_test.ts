@@ -1,16 +1,11 @@
 /** Every example runs to completion as its own process and prints what it promises. */
 import { assert, assertEquals } from "@std/assert";
+import { denoCommand } from "./_helpers.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 
 async function runExample(file: string): Promise<{ code: number; out: string }> {
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}examples/${file}`],
-    env: { NO_COLOR: "1" },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
+  const result = await denoCommand(["run", "-A", `${root}examples/${file}`], {
     signal: AbortSignal.timeout(60_000),
   }).output();
   const text = new TextDecoder();
@@ -89,12 +84,9 @@ for (const [file, lines] of Object.entries(expected)) {
 
 Deno.test("typed_api.ts type-checks, its @ts-expect-error lines included", async () => {
   // An unused @ts-expect-error is itself an error: this fails if a wrong call stops failing.
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["check", `${root}examples/typed_api.ts`],
+  const result = await denoCommand(["check", `${root}examples/typed_api.ts`], {
     cwd: root,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
+    inheritEnv: true,
     signal: AbortSignal.timeout(60_000),
   }).output();
   const text = new TextDecoder();

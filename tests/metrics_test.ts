@@ -21,7 +21,7 @@ import {
   renderPrometheus,
 } from "../protocol/metrics.ts";
 import type { Server } from "../server.ts";
-import { startServer } from "./_helpers.ts";
+import { denoCommand, startServer } from "./_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -361,24 +361,17 @@ Deno.test("metrics endpoint: GET /metrics, 404 elsewhere, HOST:PORT checked", as
 });
 
 Deno.test("CLI: server.ts --metrics 127.0.0.1:0 prints its URL and serves the metrics", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}server.ts`,
-      "--listen",
-      "tcp://127.0.0.1:0",
-      "--metrics",
-      "127.0.0.1:0",
-      "--log-level",
-      "warn",
-    ],
-    env: { NO_COLOR: "1", TRUST_ID: "metrics-cli-test-secret-0123456789-abcdef" },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = denoCommand([
+    "run",
+    "-A",
+    `${ROOT}server.ts`,
+    "--listen",
+    "tcp://127.0.0.1:0",
+    "--metrics",
+    "127.0.0.1:0",
+    "--log-level",
+    "warn",
+  ], { env: { TRUST_ID: "metrics-cli-test-secret-0123456789-abcdef" } }).spawn();
   const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -412,13 +405,7 @@ Deno.test("CLI: server.ts --metrics 127.0.0.1:0 prints its URL and serves the me
 });
 
 Deno.test("CLI: a malformed --metrics is a usage error", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}server.ts`, "--metrics", "9464"],
-    env: { NO_COLOR: "1" },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
+  const out = await denoCommand(["run", "-A", `${ROOT}server.ts`, "--metrics", "9464"], {
     signal: AbortSignal.timeout(30_000),
   }).output();
   assertEquals(out.code, 2);
