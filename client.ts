@@ -18,17 +18,10 @@
  */
 
 import { prepareSecret } from "./env/prepare_secret.ts";
-import { Client, type ClientOptions, type SessionHooks } from "./protocol/client.ts";
-import type { Interceptor, Middleware } from "./protocol/middleware.ts";
-import type { CompressionOption } from "./protocol/outbox.ts";
-import { CancelledError } from "./protocol/errors.ts";
-import { FrameReader } from "./protocol/frame_reader.ts";
-import { clientHandshake } from "./protocol/handshake.ts";
-import { DEFAULT_MAX_FRAME } from "./protocol/limits.ts";
+import type { Client } from "./protocol/client.ts";
 import { createLogger, type Logger, type LogLevel } from "./protocol/logger.ts";
-import { createMethodTable, type Methods } from "./protocol/methods.ts";
-import type { KeyUpdatePolicy } from "./protocol/record.ts";
-import { Session, type SessionLimits } from "./protocol/session.ts";
+import { createMethodTable } from "./protocol/methods.ts";
+import { openClient, type OpenClientOptions } from "./protocol/open_client.ts";
 import { dial } from "./transports/mod.ts";
 import type { Dialer } from "./transports/types.ts";
 
@@ -42,40 +35,19 @@ export type {
 } from "./protocol/client.ts";
 
 /** Options of {@link connect}. */
-export interface ConnectOptions extends ClientOptions {
+export interface ConnectOptions extends OpenClientOptions {
   /** The shared secret. @default the `TRUST_ID` environment variable */
   secret?: string;
-  /** Methods the server may call on this client. */
-  methods?: Methods;
-  /** PEM CA certificates that sign the server's certificate (`tls://`). */
+  /** PEM CA certificates that sign the server's certificate (`tls://`, `wss://`). */
   caCerts?: string[];
   /** `tls://` only, insecure: skip the hostname check of the server certificate. */
   insecureSkipHostnameVerification?: boolean;
-  /** Deadline for the TCP/TLS/Unix connect (ms). @default 10000 */
+  /** Deadline for the TCP/TLS/Unix/WebSocket connect (ms). @default 10000 */
   connectTimeout?: number;
-  /** Deadline for the trust-rpc handshake (ms). @default 10000 */
-  handshakeTimeout?: number;
-  /** Aborts the first connection attempt. */
-  signal?: AbortSignal;
   /** Logger, or a level for the built-in one. @default level "warn" */
   logger?: Logger | LogLevel;
-  /** Per-connection limits (heartbeat included). */
-  limits?: SessionLimits;
-  /** Accept a server that believes it is on another transport (behind a TLS-terminating proxy). */
-  allowTransportMismatch?: boolean;
-  /** Middleware around the handlers this client serves (`methods`), outermost first. */
-  middleware?: Middleware[];
-  /** Interceptors around the calls this client makes, outermost first. */
-  interceptors?: Interceptor[];
-  /**
-   * Compress every payload the client sends at or above a threshold (deflate-raw). Off by
-   * default; see the README's caveat on compressing secrets with attacker-controlled data.
-   */
-  compression?: CompressionOption;
   /** Test only: accept secrets shorter than 32 characters. */
   insecureAllowShortSecret?: boolean;
-  /** Test hook: KEY_UPDATE thresholds. */
-  keyUpdate?: KeyUpdatePolicy;
 }
 
 /**
@@ -103,7 +75,7 @@ export async function connect(
   options: ConnectOptions = {},
 ): Promise<Client> {
   const psk = await prepareSecret(options.secret, options.insecureAllowShortSecret);
-  const methods = createMethodTable(options.methods);
+  createMethodTable(options.methods); // checks the names before any socket work
   const log = typeof options.logger === "object"
     ? options.logger
     : createLogger({ level: options.logger ?? "warn" });
@@ -114,54 +86,7 @@ export async function connect(
       insecureSkipHostnameVerification: options.insecureSkipHostnameVerification,
     })
     : address;
-  const instance = crypto.getRandomValues(new Uint8Array(16));
-  const hooks: SessionHooks = {};
-  const open = async (signal?: AbortSignal): Promise<Session> => {
-    signal?.throwIfAborted();
-    const conn = await dialer.dial({ signal });
-    const abort = () => conn.close();
-    signal?.addEventListener("abort", abort, { once: true });
-    const reader = new FrameReader(conn);
-    let handshake;
-    try {
-      handshake = await clientHandshake(conn, reader, {
-        psk,
-        transport: dialer.transport,
-        maxFrame: options.limits?.maxFrame ?? DEFAULT_MAX_FRAME,
-        instance,
-        timeoutMs: options.handshakeTimeout,
-        allowTransportMismatch: options.allowTransportMismatch,
-      });
-    } catch (err) {
-      conn.close();
-      if (signal?.aborted) {
-        throw new CancelledError("Connecting was cancelled", { cause: signal.reason });
-      }
-      throw err;
-    } finally {
-      signal?.removeEventListener("abort", abort);
-    }
-    log.debug("handshake_ok", { session: handshake.sessionIdHex, address: dialer.address });
-    const session: Session = new Session({
-      role: "client",
-      channel: conn,
-      reader,
-      handshake,
-      methods,
-      limits: options.limits,
-      keyUpdate: options.keyUpdate,
-      callTimeout: options.timeout,
-      logger: log,
-      onGoAway: () => hooks.goAway?.(session),
-      onEvent: (name, data) => hooks.event?.(name, data),
-      middleware: options.middleware,
-      interceptors: options.interceptors,
-      compression: options.compression,
-    });
-    return session;
-  };
-  const first = await open(options.signal);
-  return new Client(dialer.address, () => open(), first, hooks, options, log);
+  return await openClient(dialer, psk, options, log);
 }
 
 // ── Connection pool ─────────────────────────────────────────────────────────────────────────

@@ -11,11 +11,23 @@ import { encodeHeader, FrameType, HEADER_SIZE } from "./frame.ts";
 import { MAX_FRAME_HARD_CAP, MIN_FRAME } from "./limits.ts";
 
 /** Transport labels bound into the transcript. */
-export type TransportLabel = "tcp" | "tls" | "unix";
+export type TransportLabel = "tcp" | "tls" | "unix" | "ws" | "wss";
 
 /** Wire numbers of the transport labels. */
-export const TRANSPORT_BYTE: Record<TransportLabel, number> = { tcp: 1, tls: 2, unix: 3 };
-const LABEL_BY_BYTE: Record<number, TransportLabel | undefined> = { 1: "tcp", 2: "tls", 3: "unix" };
+export const TRANSPORT_BYTE: Record<TransportLabel, number> = {
+  tcp: 1,
+  tls: 2,
+  unix: 3,
+  ws: 4,
+  wss: 5,
+};
+const LABEL_BY_BYTE: Record<number, TransportLabel | undefined> = {
+  1: "tcp",
+  2: "tls",
+  3: "unix",
+  4: "ws",
+  5: "wss",
+};
 
 /** Whole frame sizes (header included). */
 export const M1_SIZE = HEADER_SIZE + 104;

@@ -20,7 +20,7 @@ export const TLS = {
 };
 
 /** Transports of the end-to-end matrix. */
-export type MatrixTransport = "tcp" | "tcp6" | "tls" | "unix";
+export type MatrixTransport = "tcp" | "tcp6" | "tls" | "unix" | "ws" | "wss";
 
 /** True when IPv6 loopback can be bound on this machine. */
 export const HAS_IPV6 = (() => {
@@ -34,8 +34,8 @@ export const HAS_IPV6 = (() => {
 
 /** The matrix for this machine (`tcp6` only when IPv6 loopback works). */
 export const MATRIX: MatrixTransport[] = HAS_IPV6
-  ? ["tcp", "tcp6", "tls", "unix"]
-  : ["tcp", "tls", "unix"];
+  ? ["tcp", "tcp6", "tls", "unix", "ws", "wss"]
+  : ["tcp", "tls", "unix", "ws", "wss"];
 
 /** A logger that keeps every line (for canary and log-count checks). */
 export function captureLogger(level: LogLevel = "debug"): Logger & { lines: string[] } {
@@ -57,6 +57,10 @@ export async function listenAddress(transport: MatrixTransport): Promise<string>
       const dir = await Deno.makeTempDir({ prefix: "trust-rpc-" });
       return `unix://${dir}/s.sock`;
     }
+    case "ws":
+      return "ws://127.0.0.1:0/rpc";
+    case "wss":
+      return "wss://127.0.0.1:0/rpc";
   }
 }
 

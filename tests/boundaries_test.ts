@@ -3,7 +3,7 @@
  * only and imports nothing above it; `transports/` imports only itself and the error family;
  * nothing reachable from `mod.ts` imports `node:`, `npm:` or `jsr:` modules.
  */
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 
 const root = new URL("../", import.meta.url);
 const IMPORT =
@@ -61,7 +61,14 @@ Deno.test("transports/ imports only transports/ and protocol/errors.ts", async (
 Deno.test("nothing reachable from the entry points imports node:, npm: or jsr:", async () => {
   const seen = new Set<string>();
   const offences: string[] = [];
-  const queue = ["mod.ts", "client.ts", "server.ts", "protocol/mod.ts", "transports/mod.ts"];
+  const queue = [
+    "mod.ts",
+    "client.ts",
+    "server.ts",
+    "browser.ts",
+    "protocol/mod.ts",
+    "transports/mod.ts",
+  ];
   while (queue.length > 0 && seen.size < 500) {
     const file = queue.pop()!;
     if (seen.has(file)) continue;
@@ -73,6 +80,23 @@ Deno.test("nothing reachable from the entry points imports node:, npm: or jsr:",
     }
   }
   assertEquals(offences, []);
+});
+
+Deno.test("the browser entry's whole module graph uses no Deno APIs", async () => {
+  const seen = new Set<string>();
+  const offences: string[] = [];
+  const queue = ["browser.ts"];
+  while (queue.length > 0 && seen.size < 500) {
+    const file = queue.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    if (/\bDeno\./.test(code(await Deno.readTextFile(new URL(file, root))))) {
+      offences.push(`${file} uses Deno.*`);
+    }
+    for (const spec of await importsOf(file)) queue.push(resolve(file, spec));
+  }
+  assertEquals(offences, []);
+  assert(seen.has("transports/websocket_client.ts") && seen.has("protocol/session.ts"));
 });
 
 Deno.test("cli/ and env/ do not import client.ts or server.ts (no cycles)", async () => {

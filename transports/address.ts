@@ -1,5 +1,7 @@
 /**
- * Transport address strings: `tcp://host:port`, `tls://host:port` and `unix:///absolute/path`.
+ * Transport address strings: `tcp://host:port`, `tls://host:port`, `unix:///absolute/path`,
+ * and `ws://host[:port][/path]` / `wss://…` for WebSocket. This file uses no `Deno.*` (the
+ * browser entry parses addresses too).
  *
  * @module
  */
@@ -9,9 +11,15 @@ import { TransportError } from "../protocol/errors.ts";
 /** A parsed transport address. IPv6 hostnames are kept without brackets. */
 export type Address =
   | { transport: "tcp" | "tls"; hostname: string; port: number }
-  | { transport: "unix"; path: string };
+  | { transport: "unix"; path: string }
+  | { transport: "ws" | "wss"; hostname: string; port: number; path: string };
 
-const FORMS = "expected tcp://host:port, tls://host:port or unix:///absolute/path";
+/** The path a WebSocket address gets when it names none. */
+export const DEFAULT_WEBSOCKET_PATH = "/";
+
+const FORMS =
+  "expected tcp://host:port, tls://host:port, unix:///absolute/path or ws(s)://host[:port][/path]";
+const WS_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/;
 const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$/;
 const PORT = /^[0-9]{1,5}$/;
 
@@ -95,6 +103,9 @@ function parseHostPort(input: string, rest: string): { hostname: string; port: n
  *   literally (no percent-decoding); it must be absolute, must not end with `/`, and must not
  *   contain control characters.
  *
+ * - `ws://host[:port][/path]` and `wss://…`: the port defaults to 80 / 443 and the path to `/`;
+ *   no user info, query or fragment.
+ *
  * Nothing else is accepted: no user info, path, query or fragment on tcp/tls addresses.
  *
  * @example Parse addresses
@@ -121,6 +132,24 @@ export function parseAddress(url: string): Address {
     }
     return { transport: scheme, ...parseHostPort(url, authority) };
   }
+  if (scheme === "ws" || scheme === "wss") {
+    if (!rest.startsWith("//")) throw invalid(url, `use ${scheme}://host:port/path`);
+    const afterSlashes = rest.slice(2);
+    const slash = afterSlashes.search(/[/?#]/);
+    const authority = slash < 0 ? afterSlashes : afterSlashes.slice(0, slash);
+    const path = slash < 0 ? DEFAULT_WEBSOCKET_PATH : afterSlashes.slice(slash);
+    if (/[@\s]/.test(authority)) throw invalid(url, "user info is not allowed");
+    if (!WS_PATH.test(path)) {
+      throw invalid(url, "the path may not hold a query, fragment or spaces");
+    }
+    const defaultPort = scheme === "ws" ? 80 : 443;
+    const hasPort = authority.startsWith("[") ? authority.includes("]:") : authority.includes(":");
+    const { hostname, port } = parseHostPort(
+      url,
+      hasPort ? authority : `${authority}:${defaultPort}`,
+    );
+    return { transport: scheme, hostname, port, path };
+  }
   if (scheme === "unix") {
     let path: string;
     if (rest.startsWith("///")) path = rest.slice(2);
@@ -139,10 +168,12 @@ export function parseAddress(url: string): Address {
  * put in brackets.
  *
  * @param address the address
- * @returns `tcp://127.0.0.1:8888`, `tls://[::1]:443` or `unix:///run/app/rpc.sock`
+ * @returns `tcp://127.0.0.1:8888`, `tls://[::1]:443`, `unix:///run/app/rpc.sock` or
+ *   `ws://127.0.0.1:8080/rpc`
  */
 export function formatAddress(address: Address): string {
   if (address.transport === "unix") return `unix://${address.path}`;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
-  return `${address.transport}://${host}:${address.port}`;
+  const base = `${address.transport}://${host}:${address.port}`;
+  return address.transport === "ws" || address.transport === "wss" ? base + address.path : base;
 }

@@ -32,6 +32,7 @@ import { listenTcp, tcp } from "./tcp.ts";
 import { listenTls, tls } from "./tls.ts";
 import { listenUnix, unix } from "./unix.ts";
 import type { Dialer, Listener } from "./types.ts";
+import { listenWebSocket, webSocket } from "./websocket.ts";
 
 export type { Conn, Dialer, Listener, TransportKind } from "./types.ts";
 export { type Address, formatAddress, parseAddress } from "./address.ts";
@@ -43,6 +44,13 @@ export {
   type TcpOptions,
 } from "./tcp.ts";
 export { listenTls, tls, type TlsListenOptions, type TlsOptions } from "./tls.ts";
+export {
+  listenWebSocket,
+  webSocket,
+  type WebSocketListenOptions,
+  type WebSocketOptions,
+} from "./websocket.ts";
+export { WebSocketConn } from "./websocket_conn.ts";
 export {
   listenUnix,
   MAX_UNIX_PATH_BYTES,
@@ -63,6 +71,8 @@ export interface TransportOptions {
   cert?: string;
   /** Listening on `tls://`: the private key (PEM). Required there. */
   key?: string;
+  /** Listening on `ws://` / `wss://`: answers the HTTP requests that are not the WebSocket path. */
+  httpHandler?: (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
 }
 
 /**
@@ -97,6 +107,17 @@ export function dial(address: string, options: TransportOptions = {}): Dialer {
       });
     case "unix":
       return unix({ path: parsed.path, connectTimeout });
+    case "ws":
+    case "wss": {
+      const caCerts = options.caCerts;
+      return webSocket(address, {
+        connectTimeout,
+        // Deno's WebSocket takes an HTTP client for extra trusted CAs (wss://).
+        createWebSocket: caCerts === undefined || parsed.transport === "ws"
+          ? undefined
+          : (url) => new WebSocket(url, { client: Deno.createHttpClient({ caCerts }) }),
+      });
+    }
   }
 }
 
@@ -137,5 +158,19 @@ export async function listen(address: string, options: TransportOptions = {}): P
       });
     case "unix":
       return await listenUnix({ path: parsed.path });
+    case "ws":
+    case "wss":
+      if (parsed.transport === "wss" && (options.cert === undefined || options.key === undefined)) {
+        throw new TypeError(
+          `Cannot listen on ${address}: a wss:// address needs options.cert and options.key (PEM)`,
+        );
+      }
+      return await listenWebSocket({
+        hostname: parsed.hostname,
+        port: parsed.port,
+        path: parsed.path,
+        tls: parsed.transport === "wss" ? { cert: options.cert!, key: options.key! } : undefined,
+        handler: options.httpHandler,
+      });
   }
 }

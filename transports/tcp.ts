@@ -9,9 +9,12 @@ import { TransportError } from "../protocol/errors.ts";
 import { formatAddress, quote } from "./address.ts";
 import { SocketConn, SocketListener } from "./conn.ts";
 import type { Conn, Dialer, Listener } from "./types.ts";
+import { checkTimeout, connectDeadline } from "./deadline.ts";
+
+export { checkTimeout, connectDeadline, DEFAULT_CONNECT_TIMEOUT } from "./deadline.ts";
+export type { ConnectDeadline } from "./deadline.ts";
 
 /** Default time allowed to open a connection (TCP connect plus TLS handshake), in ms. */
-export const DEFAULT_CONNECT_TIMEOUT = 10_000;
 
 /** Options of {@link tcp}. */
 export interface TcpOptions {
@@ -64,65 +67,14 @@ export function checkPort(port: number, allowZero: boolean): number {
   return port;
 }
 
-/**
- * Checks a connect timeout.
- *
- * @param ms the timeout in milliseconds, or `undefined` for the default
- * @returns the timeout to use
- * @throws {TypeError} when not a positive finite number
- */
-export function checkTimeout(ms: number | undefined): number {
-  if (ms === undefined) return DEFAULT_CONNECT_TIMEOUT;
-  if (typeof ms !== "number" || !(ms > 0) || !Number.isFinite(ms)) {
-    throw new TypeError(`Invalid connectTimeout ${String(ms)}: expected a positive number of ms`);
-  }
-  return ms;
-}
-
-function describe(err: unknown): string {
+/** Says why a Deno connect failed, in words. */
+export function describeConnectError(err: unknown): string {
   if (err instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (err instanceof Deno.errors.NotFound) return "no such socket file";
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (err instanceof Deno.errors.TimedOut) return "timed out";
   if (err instanceof Deno.errors.ConnectionReset) return "connection reset by the peer";
   return err instanceof Error ? err.message : String(err);
-}
-
-/** A connect deadline: the connect timeout combined with the caller's signal. */
-export interface ConnectDeadline {
-  /** Aborts when the timeout passes or the caller aborts. */
-  readonly signal: AbortSignal;
-  /**
-   * Builds the `CONNECT_FAILED` error for a failed attempt, naming the timeout or the abort
-   * when one of them is the reason.
-   */
-  error(address: string, cause: unknown): TransportError;
-}
-
-/**
- * Starts a connect deadline.
- *
- * @param ms the connect timeout in milliseconds
- * @param caller the caller's signal, if any
- * @returns the combined signal and an error builder
- */
-export function connectDeadline(ms: number, caller?: AbortSignal): ConnectDeadline {
-  const timeout = AbortSignal.timeout(ms);
-  return {
-    signal: caller ? AbortSignal.any([timeout, caller]) : timeout,
-    error(address, cause) {
-      const aborted = !timeout.aborted && caller?.aborted === true;
-      const why = timeout.aborted
-        ? `timed out after ${ms} ms`
-        : aborted
-        ? "aborted"
-        : describe(cause);
-      return new TransportError("CONNECT_FAILED", `Cannot connect to ${address}: ${why}`, {
-        cause,
-        retryable: !aborted,
-      });
-    },
-  };
 }
 
 /**
@@ -184,7 +136,7 @@ export function tcp(options: TcpOptions): Dialer {
     transport: "tcp",
     address,
     async dial(dialOptions = {}) {
-      const deadline = connectDeadline(timeout, dialOptions.signal);
+      const deadline = connectDeadline(timeout, dialOptions.signal, describeConnectError);
       let conn: Deno.TcpConn;
       try {
         conn = await Deno.connect({ hostname, port, transport: "tcp", signal: deadline.signal });

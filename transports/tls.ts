@@ -23,6 +23,7 @@ import {
   checkPort,
   checkTimeout,
   connectDeadline,
+  describeConnectError,
   listenError,
   type TcpListenOptions,
   type TcpOptions,
@@ -143,7 +144,7 @@ export function tls(options: TlsOptions): Dialer {
     transport: "tls",
     address,
     async dial(dialOptions = {}) {
-      const deadline = connectDeadline(timeout, dialOptions.signal);
+      const deadline = connectDeadline(timeout, dialOptions.signal, describeConnectError);
       let tcpConn: Deno.TcpConn;
       try {
         tcpConn = await Deno.connect({ hostname, port, transport: "tcp", signal: deadline.signal });

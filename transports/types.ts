@@ -7,7 +7,7 @@
  */
 
 /** Transport kinds, as bound into the trust-rpc/1 handshake. */
-export type TransportKind = "tcp" | "tls" | "unix";
+export type TransportKind = "tcp" | "tls" | "unix" | "ws" | "wss";
 
 /** One open byte pipe. Reads and writes behave like `Deno.Conn`'s. */
 export interface Conn {

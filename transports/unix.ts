@@ -13,7 +13,7 @@
 import { TransportError } from "../protocol/errors.ts";
 import { formatAddress, quote } from "./address.ts";
 import { SocketConn, SocketListener } from "./conn.ts";
-import { checkTimeout, connectDeadline, listenError } from "./tcp.ts";
+import { checkTimeout, connectDeadline, describeConnectError, listenError } from "./tcp.ts";
 import type { Dialer, Listener } from "./types.ts";
 
 /** Longest socket path in bytes: `sun_path` is 108 bytes on Linux, including the final NUL. */
@@ -122,7 +122,7 @@ export function unix(options: UnixOptions): Dialer {
     transport: "unix",
     address,
     async dial(dialOptions = {}) {
-      const deadline = connectDeadline(timeout, dialOptions.signal);
+      const deadline = connectDeadline(timeout, dialOptions.signal, describeConnectError);
       // Deno's Unix connect takes no signal: race it, and close a connection that comes late.
       const connecting = Deno.connect({ transport: "unix", path });
       let onAbort = () => {};

@@ -6,7 +6,7 @@ import { dial, listen } from "../../transports/mod.ts";
 function assertInvalid(input: string): TransportError {
   const err = assertThrows(() => parseAddress(input), TransportError);
   assertEquals(err.code, "INVALID_ADDRESS");
-  assertStringIncludes(err.message, "tcp://host:port, tls://host:port or unix:///absolute/path");
+  assertStringIncludes(err.message, "tcp://host:port, tls://host:port, unix:///absolute/path");
   return err;
 }
 
