@@ -112,6 +112,12 @@ export interface ServeOptions {
   compression?: CompressionOption;
   /** What to do with events nobody listens to. @default "ignore" */
   unhandledEvents?: UnhandledEventPolicy;
+  /**
+   * Offer ChaCha20-Poly1305 for small records (a synchronous AEAD: no Web Crypto dispatch on
+   * small calls; large records stay on AES-256-GCM). `false` seals everything with AES-GCM.
+   * @default true
+   */
+  chacha?: boolean;
   /** Test only: accept secrets shorter than 32 characters. */
   insecureAllowShortSecret?: boolean;
   /** Test hook: delay before AUTH_FAILED (ms). */
@@ -376,6 +382,7 @@ export class Server implements AsyncDisposable {
         beginProof: () => this.#admission.beginProof(host),
         endProof: (ok) => this.#admission.endProof(host, ok),
         authFailureDelayMs: this.#options.authFailureDelayMs,
+        chacha: this.#options.chacha,
       });
     } catch (err) {
       conn.close();

@@ -12,7 +12,7 @@ import { ProtocolError } from "./errors.ts";
 export const HEADER_SIZE = 20;
 /** The only protocol version this implementation speaks. */
 export const PROTOCOL_VERSION = 1;
-/** AES-GCM tag bytes at the end of every record body. */
+/** AEAD tag bytes at the end of every record body (AES-GCM and ChaCha20-Poly1305 alike). */
 export const TAG_SIZE = 16;
 
 /** Frame types. */
@@ -21,6 +21,8 @@ export const FrameType = {
   CLIENT_AUTH: 0x02,
   SERVER_AUTH: 0x03,
   MESSAGES: 0x10,
+  /** MESSAGES sealed with ChaCha20-Poly1305 (small records, when negotiated). */
+  MESSAGES_CHACHA: 0x11,
   KEY_UPDATE: 0x30,
   ALERT: 0x7F,
 } as const;

@@ -19,6 +19,7 @@ import {
   encodeServerAuth,
   encodeServerHello,
   type EphemeralKey,
+  FLAG_CHACHA,
   generateEphemeral,
   M2_SIZE,
   parseClientAuth,
@@ -48,6 +49,11 @@ export interface HandshakeOptions {
   instance: Uint8Array;
   /** Whole-handshake deadline in ms (default 10 000). */
   timeoutMs?: number;
+  /**
+   * Offer (server) or take (client) ChaCha20-Poly1305 for small records (protocol/README.md
+   * §5.7). Both sides must want it. @default true
+   */
+  chacha?: boolean;
   /** Test hook: source of random bytes. */
   random?: (n: number) => Uint8Array;
   /** Test hook: the ephemeral key to use. */
@@ -93,6 +99,8 @@ export interface HandshakeResult {
   recvIv: Uint8Array;
   /** Largest record plaintext the peer accepts. */
   peerMaxFrame: number;
+  /** Both sides agreed to seal small records with ChaCha20-Poly1305. */
+  chacha: boolean;
 }
 
 function randomBytes(n: number): Uint8Array {
@@ -257,11 +265,13 @@ export async function clientHandshake(
         await sendAlert(channel, AlertCode.PROTOCOL_ERROR, "invalid key share", 1);
         throw err;
       }
+      const chacha = options.chacha !== false && (hello.flags & FLAG_CHACHA) !== 0;
       const m2 = encodeClientAuth({
         clientRandom: random(32),
         clientShare: eph.share,
         clientInstance: options.instance,
         transport: TRANSPORT_BYTE[transport],
+        flags: chacha ? FLAG_CHACHA : 0,
         maxFrame: options.maxFrame,
       });
       const th = await transcriptHash(transport, m1, m2);
@@ -291,6 +301,7 @@ export async function clientHandshake(
         recvKey: keys.s2cKey,
         recvIv: keys.s2cIv,
         peerMaxFrame: hello.maxFrame,
+        chacha,
       };
     },
   );
@@ -325,6 +336,7 @@ export async function serverHandshake(
         sessionId,
         serverInstance: options.instance,
         transport: TRANSPORT_BYTE[options.transport],
+        flags: options.chacha === false ? 0 : FLAG_CHACHA,
         maxFrame: options.maxFrame,
       });
       await channel.write(m1);
@@ -369,6 +381,12 @@ async function answerClientAuth(
     if (bytesEqual(auth.clientShare, eph.share)) {
       throw new ProtocolError("PROTOCOL_ERROR", "The client reflected the server's key share");
     }
+    if ((auth.flags & FLAG_CHACHA) !== 0 && options.chacha === false) {
+      throw new ProtocolError(
+        "PROTOCOL_ERROR",
+        "The client took a cipher the server did not offer",
+      );
+    }
   } catch (err) {
     const alert = alertForHandshakeError(err);
     if (alert) await sendAlert(channel, alert.code, alert.message, 2);
@@ -410,6 +428,7 @@ async function answerClientAuth(
     recvKey: keys.c2sKey,
     recvIv: keys.c2sIv,
     peerMaxFrame: auth.maxFrame,
+    chacha: (auth.flags & FLAG_CHACHA) !== 0,
   };
 }
 

@@ -29,6 +29,12 @@ const LABEL_BY_BYTE: Record<number, TransportLabel | undefined> = {
   5: "wss",
 };
 
+/**
+ * Flag bit of M1 (the server offers) and M2 (the client takes): small MESSAGES records may be
+ * sealed with ChaCha20-Poly1305 (`chacha.ts`). Both flags are in the transcript.
+ */
+export const FLAG_CHACHA = 0x01;
+
 /** Whole frame sizes (header included). */
 export const M1_SIZE = HEADER_SIZE + 104;
 /** Size of M2 including header; the server's pre-authentication buffer. */
@@ -43,6 +49,8 @@ export interface ServerHello {
   sessionId: Uint8Array;
   serverInstance: Uint8Array;
   transport: number;
+  /** {@link FLAG_CHACHA} or 0. */
+  flags: number;
   maxFrame: number;
 }
 
@@ -52,6 +60,8 @@ export interface ClientAuth {
   clientShare: Uint8Array;
   clientInstance: Uint8Array;
   transport: number;
+  /** {@link FLAG_CHACHA} or 0. */
+  flags: number;
   maxFrame: number;
   proof: Uint8Array;
 }
@@ -66,6 +76,7 @@ export function encodeServerHello(f: ServerHello): Uint8Array {
   body.set(f.sessionId, 64);
   body.set(f.serverInstance, 80);
   body[96] = f.transport;
+  body[97] = f.flags;
   new DataView(body.buffer, body.byteOffset).setUint32(100, f.maxFrame);
   return frame;
 }
@@ -79,6 +90,7 @@ export function encodeClientAuth(f: Omit<ClientAuth, "proof">): Uint8Array {
   body.set(f.clientShare, 32);
   body.set(f.clientInstance, 64);
   body[80] = f.transport;
+  body[81] = f.flags;
   new DataView(body.buffer, body.byteOffset).setUint32(84, f.maxFrame);
   return frame;
 }
@@ -102,9 +114,9 @@ function checkMaxFrame(maxFrame: number): void {
   }
 }
 
-/** Parses the body of M1 (strict: flags and reserved bytes must be zero). */
+/** Parses the body of M1 (strict: unknown flags and reserved bytes must be zero). */
 export function parseServerHello(body: Uint8Array): ServerHello {
-  if (body[97] !== 0 || body[98] !== 0 || body[99] !== 0) {
+  if ((body[97] & ~FLAG_CHACHA) !== 0 || body[98] !== 0 || body[99] !== 0) {
     throw new ProtocolError("PROTOCOL_ERROR", "SERVER_HELLO has non-zero flags or reserved bytes");
   }
   const maxFrame = new DataView(body.buffer, body.byteOffset).getUint32(100);
@@ -115,13 +127,14 @@ export function parseServerHello(body: Uint8Array): ServerHello {
     sessionId: body.slice(64, 80),
     serverInstance: body.slice(80, 96),
     transport: body[96],
+    flags: body[97],
     maxFrame,
   };
 }
 
-/** Parses the body of M2 (strict: flags and reserved bytes must be zero). */
+/** Parses the body of M2 (strict: unknown flags and reserved bytes must be zero). */
 export function parseClientAuth(body: Uint8Array): ClientAuth {
-  if (body[81] !== 0 || body[82] !== 0 || body[83] !== 0) {
+  if ((body[81] & ~FLAG_CHACHA) !== 0 || body[82] !== 0 || body[83] !== 0) {
     throw new ProtocolError("PROTOCOL_ERROR", "CLIENT_AUTH has non-zero flags or reserved bytes");
   }
   const maxFrame = new DataView(body.buffer, body.byteOffset).getUint32(84);
@@ -131,6 +144,7 @@ export function parseClientAuth(body: Uint8Array): ClientAuth {
     clientShare: body.slice(32, 64),
     clientInstance: body.slice(64, 80),
     transport: body[80],
+    flags: body[81],
     maxFrame,
     proof: body.slice(88, 120),
   };

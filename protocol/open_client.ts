@@ -50,6 +50,12 @@ export interface OpenClientOptions extends ClientOptions {
   interceptors?: Interceptor[];
   /** Compress every payload the client sends at or above a threshold (deflate-raw). */
   compression?: CompressionOption;
+  /**
+   * Take ChaCha20-Poly1305 for small records when the server offers it (a synchronous AEAD:
+   * no Web Crypto dispatch on small calls). `false` seals everything with AES-256-GCM.
+   * @default true
+   */
+  chacha?: boolean;
   /** Test hook: KEY_UPDATE thresholds. */
   keyUpdate?: KeyUpdatePolicy;
 }
@@ -82,6 +88,7 @@ export async function openClient(
         instance,
         timeoutMs: options.handshakeTimeout,
         allowTransportMismatch: options.allowTransportMismatch,
+        chacha: options.chacha,
       });
     } catch (err) {
       conn.close();

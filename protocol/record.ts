@@ -1,7 +1,9 @@
 /**
  * The record layer (PROTOCOL.md §8): every frame after the handshake is sealed with
  * AES-256-GCM under a per-direction key, with `nonce = iv XOR u64be(seq)` and the 20-byte
- * header as additional data. Sequence numbers are assigned synchronously, so callers that keep
+ * header as additional data — or, when both sides agreed in the handshake, a MESSAGES record of
+ * at most {@link CHACHA_MAX_PLAINTEXT} bytes with ChaCha20-Poly1305 (`chacha.ts`, record type
+ * `0x11`, synchronous: no Web Crypto dispatch on small calls). Sequence numbers are assigned synchronously, so callers that keep
  * one ordered queue never reorder records. After 2^24 records or 2^36 bytes under one key the
  * sender announces KEY_UPDATE and both sides derive the next key.
  *
@@ -9,9 +11,16 @@
  */
 
 import { bufferSource as bs, utf8 } from "./bytes.ts";
+import { type ChaChaKey, deriveChaChaKey } from "./chacha.ts";
 import { ProtocolError } from "./errors.ts";
 import { FrameType, HEADER_SIZE, TAG_SIZE, writeHeader } from "./frame.ts";
 import { KEY_UPDATE_BYTES, KEY_UPDATE_RECORDS } from "./limits.ts";
+
+/**
+ * The largest MESSAGES plaintext sealed with ChaCha20-Poly1305 when it was negotiated; larger
+ * records use Web Crypto AES-GCM, which is faster per byte and runs off the main thread.
+ */
+export const CHACHA_MAX_PLAINTEXT = 2048;
 
 /** Records can be numbered up to this (the connection closes before reuse is possible). */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
@@ -66,18 +75,36 @@ class Direction {
   protected rawKey: Uint8Array;
   protected iv: Uint8Array;
   protected key: Promise<CryptoKey>;
+  /** The ChaCha20-Poly1305 key for small records, when negotiated. */
+  protected chacha: Promise<ChaChaKey> | undefined;
   protected usage: "encrypt" | "decrypt";
   /** Next sequence number. */
   seq = 0;
   protected recordsUnderKey = 0;
   protected bytesUnderKey = 0;
 
-  constructor(rawKey: Uint8Array, iv: Uint8Array, usage: "encrypt" | "decrypt") {
+  constructor(
+    rawKey: Uint8Array,
+    iv: Uint8Array,
+    usage: "encrypt" | "decrypt",
+    chacha: boolean,
+  ) {
     this.rawKey = rawKey;
     this.iv = iv;
     this.usage = usage;
     this.key = importAesKey(rawKey, usage);
     this.key.catch(() => {});
+    if (chacha) this.#deriveChaCha();
+  }
+
+  #deriveChaCha(): void {
+    this.chacha = deriveChaChaKey(this.rawKey);
+    this.chacha.catch(() => {});
+  }
+
+  /** True when small MESSAGES records use ChaCha20-Poly1305. */
+  get usesChaCha(): boolean {
+    return this.chacha !== undefined;
   }
 
   /** Derives and installs the next key (KEY_UPDATE). */
@@ -86,9 +113,11 @@ class Direction {
     this.rawKey = next.key;
     this.iv = next.iv;
     this.key = importAesKey(next.key, this.usage);
+    if (this.chacha !== undefined) this.#deriveChaCha();
     this.recordsUnderKey = 0;
     this.bytesUnderKey = 0;
     await this.key;
+    await this.chacha;
   }
 }
 
@@ -101,9 +130,15 @@ export class RecordSealer extends Direction {
    * @param rawKey 32-byte AES key for this direction
    * @param iv 12-byte IV for this direction
    * @param policy KEY_UPDATE thresholds
+   * @param chacha seal small MESSAGES records with ChaCha20-Poly1305 (negotiated)
    */
-  constructor(rawKey: Uint8Array, iv: Uint8Array, policy: KeyUpdatePolicy = {}) {
-    super(rawKey, iv, "encrypt");
+  constructor(
+    rawKey: Uint8Array,
+    iv: Uint8Array,
+    policy: KeyUpdatePolicy = {},
+    chacha = false,
+  ) {
+    super(rawKey, iv, "encrypt", chacha);
     this.#policy = {
       records: policy.records ?? KEY_UPDATE_RECORDS,
       bytes: policy.bytes ?? KEY_UPDATE_BYTES,
@@ -127,6 +162,17 @@ export class RecordSealer extends Direction {
     const seq = this.seq++;
     this.recordsUnderKey++;
     this.bytesUnderKey += plaintext.length;
+    if (
+      this.chacha !== undefined && type === FrameType.MESSAGES &&
+      plaintext.length <= CHACHA_MAX_PLAINTEXT
+    ) {
+      const chacha = await this.chacha;
+      const frame = new Uint8Array(HEADER_SIZE + plaintext.length + TAG_SIZE);
+      const header = frame.subarray(0, HEADER_SIZE);
+      writeHeader(frame, 0, FrameType.MESSAGES_CHACHA, plaintext.length + TAG_SIZE, seq);
+      frame.set(chacha.seal(nonceFor(chacha.iv, seq, this.#nonce), header, plaintext), HEADER_SIZE);
+      return frame;
+    }
     const header = new Uint8Array(HEADER_SIZE);
     writeHeader(header, 0, type, plaintext.length + TAG_SIZE, seq);
     const nonce = nonceFor(this.iv, seq, this.#nonce).slice();
@@ -157,9 +203,10 @@ export class RecordOpener extends Direction {
   /**
    * @param rawKey 32-byte AES key for this direction
    * @param iv 12-byte IV for this direction
+   * @param chacha accept small MESSAGES records sealed with ChaCha20-Poly1305 (negotiated)
    */
-  constructor(rawKey: Uint8Array, iv: Uint8Array) {
-    super(rawKey, iv, "decrypt");
+  constructor(rawKey: Uint8Array, iv: Uint8Array, chacha = false) {
+    super(rawKey, iv, "decrypt", chacha);
   }
 
   /**
@@ -179,6 +226,19 @@ export class RecordOpener extends Direction {
    * is `ciphertext ‖ tag`. Any failure is `BAD_RECORD`.
    */
   async open(seq: number, header: Uint8Array, body: Uint8Array): Promise<Uint8Array> {
+    if (header[3] === FrameType.MESSAGES_CHACHA) {
+      if (this.chacha === undefined) {
+        throw new ProtocolError("PROTOCOL_ERROR", "ChaCha20-Poly1305 record, not negotiated");
+      }
+      const chacha = await this.chacha;
+      try {
+        const plain = chacha.open(nonceFor(chacha.iv, seq, this.#nonce), header, body);
+        this.recordsUnderKey++;
+        return plain;
+      } catch {
+        throw new ProtocolError("BAD_RECORD", "A record failed authentication");
+      }
+    }
     const nonce = nonceFor(this.iv, seq, this.#nonce).slice();
     try {
       const key = await this.key;

@@ -112,7 +112,7 @@ export class Session {
     this.#records = new RecordReader(
       this.#channel,
       options.reader,
-      new RecordOpener(hs.recvKey, hs.recvIv),
+      new RecordOpener(hs.recvKey, hs.recvIv, hs.chacha),
       this.#limits,
     );
     const channel = this.#channel;
@@ -127,7 +127,7 @@ export class Session {
     };
     this.#queue = new SendQueue(
       counted,
-      new RecordSealer(hs.sendKey, hs.sendIv, options.keyUpdate),
+      new RecordSealer(hs.sendKey, hs.sendIv, options.keyUpdate, hs.chacha),
       hs.peerMaxFrame,
       {
         writeStallTimeout: this.#limits.writeStallTimeout,

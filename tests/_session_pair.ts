@@ -20,6 +20,9 @@ export interface PairOptions {
   limits?: SessionLimits;
   keyUpdate?: KeyUpdatePolicy;
   callTimeout?: number;
+  /** ChaCha20-Poly1305 for small records: offered by the server / taken by the client. */
+  serverChaCha?: boolean;
+  clientChaCha?: boolean;
 }
 
 /** Runs the handshake over a memory pair and wraps both ends in sessions. */
@@ -34,8 +37,16 @@ export async function sessionPair(options: PairOptions = {}) {
   const serverReader = new FrameReader(s, 140);
   const clientReader = new FrameReader(c);
   const [sh, ch] = await Promise.all([
-    serverHandshake(s, serverReader, { ...common, instance: new Uint8Array(16).fill(1) }),
-    clientHandshake(c, clientReader, { ...common, instance: new Uint8Array(16).fill(2) }),
+    serverHandshake(s, serverReader, {
+      ...common,
+      instance: new Uint8Array(16).fill(1),
+      chacha: options.serverChaCha,
+    }),
+    clientHandshake(c, clientReader, {
+      ...common,
+      instance: new Uint8Array(16).fill(2),
+      chacha: options.clientChaCha,
+    }),
   ]);
   serverReader.resize(16 * 1024);
   const server = new Session({
@@ -60,6 +71,7 @@ export async function sessionPair(options: PairOptions = {}) {
   return {
     client,
     server,
+    chacha: sh.chacha && ch.chacha,
     clientEnd: c,
     serverEnd: s,
     async [Symbol.asyncDispose]() {

@@ -387,6 +387,7 @@ export async function buildM2(m1: Uint8Array, options: M2Options = {}): Promise<
     clientShare: options.share ?? eph.share,
     clientInstance: options.instance ?? randomBytes(16),
     transport: options.transport ?? 1,
+    flags: 0, // AES-GCM records only: the harness seals with AES
     maxFrame: options.maxFrame ?? 1_048_576,
   });
   const dh = options.dh ?? await sharedSecret(eph.privateKey, hello.serverShare);
@@ -420,6 +421,7 @@ export async function buildM1(
     sessionId: options.sessionId ?? randomBytes(16),
     serverInstance: options.instance ?? randomBytes(16),
     transport: options.transport ?? 1,
+    flags: 0,
     maxFrame: options.maxFrame ?? 1_048_576,
   });
   if (options.flags !== undefined) m1[HEADER_SIZE + 97] = options.flags;

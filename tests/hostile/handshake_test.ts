@@ -775,11 +775,12 @@ Deno.test("gaps in the numbering (§5 strict parsing): reserved bits, bounds, si
     raw.close();
   };
 
-  await t.step("M2 with non-zero flags or reserved bytes", async () => {
+  await t.step("M2 with unknown flags or non-zero reserved bytes", async () => {
     for (const offset of [81, 82, 83]) {
       const c = await dialForM1(env.port);
       const { m2 } = await buildM2(c.m1);
-      m2[20 + offset] = 0x01;
+      // Bit 0 of the flags is FLAG_CHACHA (known); bit 1 is not.
+      m2[20 + offset] = offset === 81 ? 0x02 : 0x01;
       await c.raw.write(m2);
       const { frame } = await answerTo(c.raw);
       assertEquals(decodeCleartextAlert(frame).code, AlertCode.PROTOCOL_ERROR, `offset ${offset}`);
@@ -828,9 +829,9 @@ Deno.test("gaps in the numbering (§5 strict parsing): reserved bits, bounds, si
   });
 
   await t.step(
-    "M1 with non-zero flags, or max_frame below 1024: client PROTOCOL_ERROR",
+    "M1 with unknown flags, or max_frame below 1024: client PROTOCOL_ERROR",
     async () => {
-      for (const patch of [{ flags: 1 }, { maxFrame: 1023 }, { maxFrame: 0 }]) {
+      for (const patch of [{ flags: 2 }, { flags: 0x80 }, { maxFrame: 1023 }, { maxFrame: 0 }]) {
         await using fake = new FakeServer(async (c) => {
           await c.write((await buildM1(patch)).m1);
           await c.readToEnd(3000);

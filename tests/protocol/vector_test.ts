@@ -37,7 +37,8 @@ Deno.test("trust-rpc/1 test vector (PROTOCOL.md §13)", async (t) => {
 
   await t.step("both roles generate M1, M2, M3 and keys byte for byte", async () => {
     const [c, s] = memoryPair();
-    const common = { psk, transport: "tcp" as const, maxFrame: V.max_frame };
+    // The §13 vector predates the ChaCha20-Poly1305 flag: M1 and M2 carry flags 0.
+    const common = { psk, transport: "tcp" as const, maxFrame: V.max_frame, chacha: false };
     const [server, client] = await Promise.all([
       serverHandshake(s, new FrameReader(s, 140), {
         ...common,

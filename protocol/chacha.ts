@@ -1,0 +1,55 @@
+/**
+ * ChaCha20-Poly1305 (RFC 8439) for small records, synchronously, from `@noble/ciphers`:
+ * pure TypeScript, zero dependencies, audited (cure53, 1.0.0), pinned to 2.4.0 and locked in
+ * `deno.lock`. The only runtime dependency of the library, allowed by the performance issue:
+ * a Web Crypto call costs 20–35 µs of dispatch whatever its size and a sealed round trip needs
+ * four, while this seals a small record in a few µs (protocol/README.md §5.7 has the
+ * figures). ChaCha20-Poly1305 is an ARX construction (no table lookups), so a JS
+ * implementation does not leak timing through memory access the way table-based AES does.
+ *
+ * Keys: `key ‖ iv = HKDF-SHA256(IKM = the direction's AES key, salt = ∅,
+ * info = "trust-rpc/1 chacha20-poly1305", 44)`, so a KEY_UPDATE renews both. Nonces are
+ * `iv XOR u64be(seq)` with the direction's one record counter, as for AES-GCM.
+ *
+ * @module
+ */
+
+import { chacha20poly1305 } from "npm:@noble/ciphers@2.4.0/chacha.js";
+import { bufferSource as bs, utf8 } from "./bytes.ts";
+
+/** Seals and opens with one ChaCha20-Poly1305 key. */
+export interface ChaChaKey {
+  /** The 12-byte IV the nonces are derived from. */
+  readonly iv: Uint8Array;
+  /** `ciphertext ‖ tag` of `plaintext` under `nonce`, with `aad` authenticated. */
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** The plaintext of `ciphertext ‖ tag`; throws when it does not authenticate. */
+  open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array;
+}
+
+/** A ChaCha20-Poly1305 key from 32 raw bytes (RFC 8439 §2.8). */
+export function chachaKey(key: Uint8Array, iv: Uint8Array): ChaChaKey {
+  return {
+    iv,
+    seal: (nonce, aad, plaintext) => chacha20poly1305(key, nonce, aad).encrypt(plaintext),
+    open: (nonce, aad, sealed) => chacha20poly1305(key, nonce, aad).decrypt(sealed),
+  };
+}
+
+/** Derives the ChaCha20-Poly1305 key and IV of a direction from its AES-256-GCM key. */
+export async function deriveChaChaKey(aesKey: Uint8Array): Promise<ChaChaKey> {
+  const ikm = await crypto.subtle.importKey("raw", bs(aesKey), "HKDF", false, ["deriveBits"]);
+  const okm = new Uint8Array(
+    await crypto.subtle.deriveBits(
+      {
+        name: "HKDF",
+        hash: "SHA-256",
+        salt: new Uint8Array(0),
+        info: bs(utf8("trust-rpc/1 chacha20-poly1305")),
+      },
+      ikm,
+      44 * 8,
+    ),
+  );
+  return chachaKey(okm.slice(0, 32), okm.slice(32, 44));
+}

@@ -1,0 +1,125 @@
+/**
+ * ChaCha20-Poly1305 for small records: the RFC 8439 vector as a golden test, the handshake
+ * negotiation (both must want it), and the record layer (small MESSAGES records on type 0x11,
+ * large ones and KEY_UPDATE on AES-GCM; a flipped type byte is BAD_RECORD).
+ */
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { fromHex, toHex } from "../../protocol/bytes.ts";
+import { chachaKey } from "../../protocol/chacha.ts";
+import { FrameType, HEADER_SIZE } from "../../protocol/frame.ts";
+import { CHACHA_MAX_PLAINTEXT, RecordOpener, RecordSealer } from "../../protocol/record.ts";
+import { ProtocolError } from "../../protocol/errors.ts";
+import { sessionPair } from "../_session_pair.ts";
+
+const RFC8439_PLAINTEXT = "Ladies and Gentlemen of the class of '99: If I could offer you only " +
+  "one tip for the future, sunscreen would be it.";
+
+Deno.test("ChaCha20-Poly1305: RFC 8439 §2.8.2 AEAD vector", () => {
+  const key = chachaKey(
+    fromHex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"),
+    new Uint8Array(12),
+  );
+  const nonce = fromHex("070000004041424344454647");
+  const aad = fromHex("50515253c0c1c2c3c4c5c6c7");
+  const sealed = key.seal(nonce, aad, new TextEncoder().encode(RFC8439_PLAINTEXT));
+  assertEquals(
+    toHex(sealed),
+    "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6" +
+      "3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36" +
+      "92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc" +
+      "3ff4def08e4b7a9de576d26586cec64b6116" + "1ae10b594f09e26a7e902ecbd0600691",
+  );
+  assertEquals(new TextDecoder().decode(key.open(nonce, aad, sealed)), RFC8439_PLAINTEXT);
+  const tampered = sealed.slice();
+  tampered[5] ^= 1;
+  assertThrows(() => key.open(nonce, aad, tampered));
+  assertThrows(() => key.open(nonce, fromHex("50515253c0c1c2c3c4c5c6c8"), sealed));
+});
+
+Deno.test("records: small MESSAGES on ChaCha20-Poly1305, the rest on AES-GCM", async (t) => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealer = new RecordSealer(key, iv, { records: 3 }, true);
+  const opener = new RecordOpener(key, iv, true);
+  const open = async (frame: Uint8Array) => {
+    const header = frame.subarray(0, HEADER_SIZE);
+    const seq = Number(new DataView(header.buffer, header.byteOffset).getBigUint64(8));
+    opener.accept(seq);
+    return await opener.open(seq, header.slice(), frame.subarray(HEADER_SIZE));
+  };
+
+  await t.step("the type byte says which AEAD sealed the record", async () => {
+    const small = new Uint8Array(CHACHA_MAX_PLAINTEXT).fill(7);
+    const large = new Uint8Array(CHACHA_MAX_PLAINTEXT + 1).fill(8);
+    const a = await sealer.seal(FrameType.MESSAGES, small);
+    const b = await sealer.seal(FrameType.MESSAGES, large);
+    const c = await sealer.seal(FrameType.ALERT, new Uint8Array(4));
+    assertEquals([a[3], b[3], c[3]], [FrameType.MESSAGES_CHACHA, FrameType.MESSAGES, 0x7f]);
+    assertEquals(await open(a), small);
+    assertEquals(await open(b), large);
+    assertEquals(await open(c), new Uint8Array(4));
+  });
+
+  await t.step("both keys renew on KEY_UPDATE", async () => {
+    assert(sealer.needsKeyUpdate);
+    const update = await sealer.sealKeyUpdate();
+    await open(update);
+    await opener.rotate();
+    const after = await sealer.seal(FrameType.MESSAGES, new Uint8Array([1, 2, 3]));
+    assertEquals(after[3], FrameType.MESSAGES_CHACHA);
+    assertEquals(await open(after), new Uint8Array([1, 2, 3]));
+  });
+
+  await t.step("a flipped type byte (and so AEAD) fails authentication", async () => {
+    const frame = await sealer.seal(FrameType.MESSAGES, new Uint8Array([9]));
+    frame[3] = FrameType.MESSAGES;
+    let err: unknown;
+    try {
+      await open(frame);
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof ProtocolError && err.code === "BAD_RECORD", String(err));
+  });
+
+  await t.step("a ChaCha record where it was not negotiated is PROTOCOL_ERROR", async () => {
+    const plainSealer = new RecordSealer(key, iv, {}, true);
+    const aesOnly = new RecordOpener(key, iv, false);
+    const frame = await plainSealer.seal(FrameType.MESSAGES, new Uint8Array([1]));
+    aesOnly.accept(0);
+    let err: unknown;
+    try {
+      await aesOnly.open(0, frame.slice(0, HEADER_SIZE), frame.subarray(HEADER_SIZE));
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof ProtocolError && err.code === "PROTOCOL_ERROR", String(err));
+  });
+});
+
+Deno.test("negotiation: ChaCha20-Poly1305 only when both sides want it", async (t) => {
+  for (
+    const [server, client, expected] of [
+      [undefined, undefined, true],
+      [false, undefined, false],
+      [undefined, false, false],
+      [false, false, false],
+    ] as const
+  ) {
+    await t.step(`server ${server ?? "default"}, client ${client ?? "default"}`, async () => {
+      await using pair = await sessionPair({
+        serverChaCha: server,
+        clientChaCha: client,
+        serverMethods: { echo: (x: unknown) => x },
+      });
+      assertEquals(pair.chacha, expected);
+      assertEquals(await pair.client.call("echo", ["small"]), "small");
+      const big = "x".repeat(100_000);
+      assertEquals(await pair.client.call("echo", [big]), big);
+      // What crossed the wire after the handshake: record types 0x10 / 0x11.
+      const types = new Set(pair.clientEnd.written.slice(1).map((w) => w[3]));
+      assertEquals(types.has(FrameType.MESSAGES_CHACHA), expected);
+      assert(types.has(FrameType.MESSAGES), "large records stay on AES-GCM");
+    });
+  }
+});
