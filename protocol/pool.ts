@@ -163,7 +163,8 @@ const DEFAULT_MAX_QUEUED_CALLS = 1024;
 /**
  * Several connections over one or more servers behind one `call()`. Make one with
  * `createPool()` (client.ts) or {@link openPool}; close it with `await pool.close()` or
- * `await using`. Streams are not pooled yet.
+ * `await using`. `stream()` goes to one healthy connection; channels (`open()`) are not pooled:
+ * open them on a `connect()` client.
  */
 export class Pool<E extends PoolEndpoint = PoolEndpoint> implements AsyncDisposable {
   #connectTo: (endpoint: E) => Promise<PoolMember>;
