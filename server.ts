@@ -91,7 +91,7 @@ export interface ServeOptions {
    * Called when a peer has authenticated (it may be async, e.g. to call the peer). What it
    * throws or rejects with is logged; the connection stays.
    */
-  onConnect?: (peer: Peer) => unknown;
+  onConnect?: (peer: Peer, server: Server) => unknown;
   /** Called once when a peer's connection has closed (`reason` undefined: normal close). */
   onDisconnect?: (peer: Peer, reason: Error | undefined) => unknown;
   /**
@@ -437,7 +437,7 @@ export class Server implements AsyncDisposable {
       });
       this.#hook("onDisconnect", () => this.#options.onDisconnect?.(peer, reason));
     });
-    this.#hook("onConnect", () => this.#options.onConnect?.(peer));
+    this.#hook("onConnect", () => this.#options.onConnect?.(peer, this));
   }
 
   /** Runs a user hook: what it throws (or rejects with) is logged, never fatal. */

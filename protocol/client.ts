@@ -58,6 +58,11 @@ export interface ClientOptions {
   idempotent?: readonly string[];
   /** What to do with events nobody listens to. @default "ignore" */
   unhandledEvents?: UnhandledEventPolicy;
+  /**
+   * Event listeners in place before the first connection is up, so an event the server sends
+   * at once (in its `onConnect`) is never missed: `{ welcome: (data) => … }`.
+   */
+  on?: Record<string, (data: unknown) => void>;
 }
 
 /** Options of one {@link Client.call}. */
@@ -89,6 +94,8 @@ export interface SessionHooks {
   goAway?: (session: Session) => void;
   /** The server sent an event. */
   event?: (name: string, data: unknown) => void;
+  /** Events that arrived before the client existed (delivered when it does). */
+  early?: [string, unknown][];
 }
 
 interface Waiter {
@@ -131,9 +138,13 @@ export class Client implements AsyncDisposable {
     this.address = address;
     this.#open = open;
     hooks.goAway = (session) => this.#goAway(session);
-    hooks.event = (name, data) => this.#events.dispatch(name, [], data);
     this.#log = log;
     this.#events = new EventHub<[]>(options.unhandledEvents, log);
+    for (const [name, listener] of Object.entries(options.on ?? {})) {
+      this.#events.on(name, listener);
+    }
+    hooks.event = (name, data) => this.#events.dispatch(name, [], data);
+    for (const [name, data] of hooks.early?.splice(0) ?? []) hooks.event(name, data);
     this.#callTimeout = options.timeout ?? DEFAULT_CALL_TIMEOUT;
     this.#idempotent = new Set(options.idempotent ?? []);
     const r = options.reconnect ?? true;

@@ -111,7 +111,10 @@ export async function openClient(
       callTimeout: options.timeout,
       logger: log,
       onGoAway: () => hooks.goAway?.(session),
-      onEvent: (name, data) => hooks.event?.(name, data),
+      onEvent: (name, data) => {
+        if (hooks.event) hooks.event(name, data);
+        else if ((hooks.early ??= []).length < 64) hooks.early.push([name, data]);
+      },
       middleware: options.middleware,
       interceptors: options.interceptors,
       compression: options.compression,

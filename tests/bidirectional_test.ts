@@ -109,6 +109,16 @@ Deno.test("a throwing onConnect or onDisconnect is logged; the server keeps serv
   assert(ts.logs.some((l) => l.includes("onDisconnect bug")));
 });
 
+Deno.test("an event sent in onConnect reaches listeners given to connect()", async () => {
+  await using ts = await startServer("tcp", {
+    onConnect: (peer, server) => peer.emit("welcome", { peers: server.peers.length }),
+  });
+  const got = Promise.withResolvers<unknown>();
+  await using client = await ts.connect({ on: { welcome: (data) => got.resolve(data) } });
+  assertEquals(await got.promise, { peers: 1 });
+  assertEquals(client.status, "connected");
+});
+
 Deno.test("events both ways", async (t) => {
   const unhandled: string[] = [];
   await using ts = await startServer("tcp", {

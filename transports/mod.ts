@@ -59,6 +59,15 @@ export {
   type UnixOptions,
 } from "./unix.ts";
 
+/**
+ * Deno's WebSocket constructor, which also takes `{ client }` (an HTTP client with extra CAs).
+ * Typed apart so this file type-checks with the DOM library too.
+ */
+const DenoWebSocket = WebSocket as unknown as new (
+  url: string,
+  options: { client: Deno.HttpClient },
+) => WebSocket;
+
 /** Options of {@link dial} and {@link listen}; each transport uses the ones that apply. */
 export interface TransportOptions {
   /** Dialing: milliseconds allowed to connect (TLS: including the handshake). */
@@ -115,7 +124,7 @@ export function dial(address: string, options: TransportOptions = {}): Dialer {
         // Deno's WebSocket takes an HTTP client for extra trusted CAs (wss://).
         createWebSocket: caCerts === undefined || parsed.transport === "ws"
           ? undefined
-          : (url) => new WebSocket(url, { client: Deno.createHttpClient({ caCerts }) }),
+          : (url) => new DenoWebSocket(url, { client: Deno.createHttpClient({ caCerts }) }),
       });
     }
   }
