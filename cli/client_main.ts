@@ -1,7 +1,8 @@
 /**
  * `deno run -A client.ts`: the client's command line — the seed's demo, one-off calls,
- * streams and event listening (JSON lines on stdout), secret generation and the fingerprint
- * operators compare when AUTH_FAILED appears.
+ * streams and event listening (JSON lines on stdout), the seed's chat (interactive, or the
+ * lines of a file; see chat_client.ts), secret generation and the fingerprint operators
+ * compare when AUTH_FAILED appears.
  *
  * @module
  */
@@ -11,7 +12,8 @@ import { fingerprint, generateSecret, stretchSecret } from "../protocol/secret.t
 import { checkEventName } from "../protocol/events.ts";
 import type { LogLevel } from "../protocol/logger.ts";
 import type { Params } from "../protocol/session.ts";
-import { parseArgs, parseMs } from "./args.ts";
+import { parseArgs, parseMs, UsageError } from "./args.ts";
+import { messagesOf, nameProblem, runChat, runFile } from "./chat_client.ts";
 import {
   describeError,
   EXIT_CALL_FAILED,
@@ -33,20 +35,40 @@ Commands:
                              line each: {"event": NAME, "data": DATA}; runs until Ctrl+C or
                              SIGTERM (exit 0) or the connection is lost (exit 1)
                              e.g. listen peer_joined peer_left
+  chat                       join the demo server's chat room and talk: type a line and Enter
+                             to send it; 'exit' or Ctrl+D leaves (exit 0), Ctrl+C quits at
+                             once (exit 130). Messages print as "[HH:MM:SS] NAME: TEXT" (yours
+                             too, echoed by the server), others coming and going as
+                             "* NAME joined" / "* NAME left". On a terminal: a "> " prompt and
+                             a small line editor (Backspace, Ctrl+U clears, Ctrl+W deletes a
+                             word). With stdin or stdout not a terminal (pipes): no prompt,
+                             one message per line read from stdin, so the output holds only
+                             the banner and chat lines
+  file FILE                  join the chat and send FILE's lines, one message each (blank
+                             lines skipped, a line 'exit' stops), print what comes back, and
+                             exit 0 once all of them have been echoed (1 if not within
+                             --timeout); the banner goes to stderr, chat lines to stdout
   keygen                     print a new random TRUST_ID
   fingerprint                print the fingerprint of this machine's TRUST_ID (compare both sides)
 
 Options:
   --connect URL      tcp://host:port, tls://host:port or unix:///path (default: tcp://127.0.0.1:8888)
+                     e.g. --connect unix:///tmp/trust-rpc.sock, the Unix socket we document
+                     (server.ts --listen unix:///tmp/trust-rpc.sock)
   --ca FILE          PEM CA certificate that signs the server's certificate (tls://)
-  --timeout MS       per-call timeout in milliseconds (default: 30000; streams: none)
+  --timeout MS       per-call timeout in milliseconds (default: 30000; streams: none);
+                     chat and file: how long to wait for the echo of the messages sent
+                     (default: 10000)
+  --name NAME        chat and file: the name to join as (1-32 printable characters; the
+                     server adds -2, -3… when it is taken); default guest-<4 hex digits>
   --log-level LEVEL  debug, info, warn, error or silent (default: warn)
   -h, --help         show this help
 
 TRUST_ID comes from the environment, or TRUST_ID=… in ./.env when the variable is not set.
 Binary values print as {"$bytes": "<base64>"}.
-Exit codes: 0 ok, 1 the call failed (or listen lost the connection), 2 bad command line,
-3 no secret / cannot connect or authenticate, 130 a stream cancelled with Ctrl+C.`;
+Exit codes: 0 ok, 1 the call failed (or listen / chat lost the connection, or file's messages
+were not echoed), 2 bad command line (a bad --name, a missing FILE), 3 no secret / cannot
+connect or authenticate, 130 a stream or chat ended with Ctrl+C.`;
 
 /** The part of a connected client the CLI uses. */
 export interface CliClient {
@@ -62,6 +84,8 @@ export interface CliClient {
   ): CliStream<T>;
   on(name: string, listener: (data: unknown) => void): () => void;
   on(name: "*", listener: (name: string, data: unknown) => void): () => void;
+  /** Sends the server an event. */
+  emit(name: string, data?: unknown): void;
   close(): Promise<void>;
 }
 
@@ -88,6 +112,10 @@ interface Settings {
   timeout: number;
   /** `--timeout` when given (streams have no timeout otherwise). */
   streamTimeout?: number;
+  /** chat and file: how long to wait for the echo of the messages sent (ms). */
+  chatTimeout: number;
+  /** chat and file: `--name`. */
+  name?: string;
   level: LogLevel;
 }
 
@@ -101,7 +129,7 @@ export async function clientMain(args: string[], connect: ConnectFunction): Prom
   let settings: Settings;
   try {
     const parsed = parseArgs(args, {
-      string: ["connect", "ca", "timeout", "log-level"],
+      string: ["connect", "ca", "timeout", "log-level", "name"],
       boolean: ["help"],
     });
     if (parsed.flags.has("help")) {
@@ -117,8 +145,15 @@ export async function clientMain(args: string[], connect: ConnectFunction): Prom
       streamTimeout: parsed.strings.timeout === undefined
         ? undefined
         : parseMs("timeout", parsed.strings.timeout, 0),
+      chatTimeout: parseMs("timeout", parsed.strings.timeout, 10_000),
+      name: parsed.strings.name,
       level: (parsed.strings["log-level"] ?? "warn") as LogLevel,
     };
+    if (settings.name !== undefined && command !== "chat" && command !== "file") {
+      throw new UsageError("--name goes with chat and file only");
+    }
+    const problem = nameProblem(settings.name);
+    if (problem !== undefined) throw new UsageError(problem);
   } catch (err) {
     return reportArgsFailure(err, HELP);
   }
@@ -163,6 +198,35 @@ export async function clientMain(args: string[], connect: ConnectFunction): Prom
         }
       }
       return await withClient(connect, settings, (client) => runListen(client, rest));
+    }
+    case "chat": {
+      if (rest.length > 0) {
+        console.error(`error: Unexpected argument ${rest[0]}\n\n${HELP}`);
+        return EXIT_USAGE;
+      }
+      const options = { name: settings.name, timeout: settings.chatTimeout };
+      return await withClient(connect, settings, (client) => runChat(client, options));
+    }
+    case "file": {
+      const [file, ...extra] = rest;
+      if (file === undefined || extra.length > 0) {
+        const why = file === undefined ? "file needs a FILE" : `Unexpected argument ${extra[0]}`;
+        console.error(`error: ${why}\n\n${HELP}`);
+        return EXIT_USAGE;
+      }
+      let content: string;
+      try {
+        content = await Deno.readTextFile(file);
+      } catch (err) {
+        console.error(`error: cannot read ${file}: ${describeError(err)}`);
+        return EXIT_USAGE;
+      }
+      const options = { name: settings.name, timeout: settings.chatTimeout, file };
+      return await withClient(
+        connect,
+        settings,
+        (client) => runFile(client, options, messagesOf(content)),
+      );
     }
     default:
       console.error(`error: Unknown command ${command}\n\n${HELP}`);

@@ -1,6 +1,7 @@
 /**
  * `deno run -A server.ts`: the demo server's command line. Loads `TRUST_ID` (environment, then
- * `./.env`), listens, prints one `Serving on <address>` line per listener (and
+ * `./.env`), serves the demo methods, presence events and chat room (chat_room.ts) on every
+ * listener, prints one `Serving on <address>` line per listener (and
  * `Metrics on <url>` with `--metrics HOST:PORT`), and shuts down gracefully on Ctrl+C or
  * SIGTERM (a second signal forces the exit).
  *
@@ -8,9 +9,10 @@
  */
 
 import { loadSecret } from "../env/secret_source.ts";
-import type { LogLevel } from "../protocol/logger.ts";
+import { createLogger, type LogLevel } from "../protocol/logger.ts";
 import type { Methods } from "../protocol/methods.ts";
 import { parseArgs, UsageError } from "./args.ts";
+import { type ChatPeer, createChatRoom } from "./chat_room.ts";
 import { demoServices, presenceEvents, type PresencePeer } from "./demo_services.ts";
 import { type MetricsEndpoint, parseHostPort, serveMetrics } from "./metrics_endpoint.ts";
 import { describeError, EXIT_CONNECT_FAILED, reportArgsFailure } from "./output.ts";
@@ -33,9 +35,22 @@ Events (to the other peers; client.ts listen):
   peer_joined  {"id", "transport", "peers"}   a peer authenticated
   peer_left    {"id", "reason", "peers"}      a peer left (reason: error code or "closed")
 
+Chat room (on every listener; client.ts chat / client.ts file):
+  chat.join(name?)               joins as name (1-32 printable characters, made unique:
+                                 alice-2 when alice is taken) or guest-<4 hex of the session>;
+                                 returns {"name", "peers": [the other members' names]}
+  event chat {"text"}            from a member (a non-member joins as its guest name): at most
+                                 4096 bytes of UTF-8, else dropped and logged; control
+                                 characters are replaced by U+FFFD
+  event chat {"from", "text", "at"}
+                                 to every member, the sender included (at: ISO 8601)
+  event chat_joined / chat_left {"name"}
+                                 to the other members when one joins or leaves
+
 Options:
   --listen URL       tcp://host:port, tls://host:port or unix:///path (repeatable)
                      default: tcp://127.0.0.1:8888
+                     e.g. --listen tcp://127.0.0.1:8888 --listen unix:///tmp/trust-rpc.sock
   --tls-cert FILE    PEM certificate chain for tls:// listeners
   --tls-key FILE     PEM private key for tls:// listeners
   --log-level LEVEL  debug, info, warn, error or silent (default: info)
@@ -58,7 +73,12 @@ export type ServeFunction = (options: {
 }) => Promise<{
   readonly addresses: readonly string[];
   readonly peers: readonly unknown[];
-  broadcast(name: string, data?: unknown, options?: { exclude?: string }): number;
+  on(name: string, listener: (peer: ChatPeer, data: unknown) => void): () => void;
+  broadcast(
+    name: string,
+    data?: unknown,
+    options?: { exclude?: string; filter?: (peer: ChatPeer) => boolean },
+  ): number;
   close(): Promise<void>;
   metricsText?(): string;
 }>;
@@ -106,16 +126,18 @@ export async function serverMain(args: string[], serve: ServeFunction): Promise<
     const { secret, warnings } = await loadSecret({ dotenv: true });
     for (const w of warnings) console.error(`warning: ${w}`);
     const presence = presenceEvents();
+    const room = createChatRoom(createLogger({ level }));
     server = await serve({
       listen,
       secret,
-      methods: demoServices(),
+      methods: { ...demoServices(), ...room.methods },
       tls,
       logger: level,
       onConnect: presence.onConnect,
       onDisconnect: presence.onDisconnect,
     });
     presence.attach(server);
+    room.attach(server);
   } catch (err) {
     console.error(`error: ${describeError(err)}`);
     return EXIT_CONNECT_FAILED;
