@@ -52,7 +52,8 @@ Commands:
   fingerprint                print the fingerprint of this machine's TRUST_ID (compare both sides)
 
 Options:
-  --connect URL      tcp://host:port, tls://host:port or unix:///path (default: tcp://127.0.0.1:8888)
+  --connect URL      tcp://host:port, tls://host:port, unix:///path or ws(s)://host:port/path
+                     (default: tcp://127.0.0.1:8888)
                      e.g. --connect unix:///tmp/trust-rpc.sock, the Unix socket we document
                      (server.ts --listen unix:///tmp/trust-rpc.sock)
   --ca FILE          PEM CA certificate that signs the server's certificate (tls://)

@@ -4,9 +4,13 @@
  * alice joins over TCP, bob over the Unix socket; both end up in the same room:
  *
  * - a client sends `emit("join", name)`, then `emit("chat", { text })`;
- * - the server broadcasts `joined`, and every chat line as `{ from, text }`, to everyone —
+ * - the server broadcasts `chat_joined`, and every chat line as `{ from, text }`, to everyone —
  *   the sender included, so each screen shows the room's order;
- * - when a client leaves, `onDisconnect` broadcasts a `left` notice to the others.
+ * - when a client leaves, `onDisconnect` broadcasts a `chat_left` notice to the others.
+ *
+ * The demo server (`deno run -A server.ts`) serves the same kind of room for
+ * `client.ts chat` and `client.ts file` (`cli/chat_room.ts`: names are checked and made
+ * unique, joining is a `chat.join` call, messages carry the time).
  *
  * The transcript is printed as each client saw it. (The interactive chat lives in the CLI;
  * this is the whole room in a few lines.) Uses TRUST_ID when set, otherwise a one-time random
@@ -36,12 +40,12 @@ await using server = await serve({
   logger: "warn",
   onDisconnect(peer) {
     // The peer is already out of `server.peers`: the notice goes to the others.
-    if (typeof peer.data.name === "string") server.broadcast("left", { name: peer.data.name });
+    if (typeof peer.data.name === "string") server.broadcast("chat_left", { name: peer.data.name });
   },
 });
 server.on("join", (peer, name) => {
   peer.data.name = String(name);
-  server.broadcast("joined", { name: peer.data.name, via: peer.transport });
+  server.broadcast("chat_joined", { name: peer.data.name, via: peer.transport });
 });
 server.on("chat", (peer, data) => {
   if (typeof peer.data.name !== "string") return; // not in the room yet
@@ -62,7 +66,7 @@ interface Member extends AsyncDisposable {
 async function join(name: string, address: string): Promise<Member> {
   const client = await connect(address, { secret, timeout: 5000 });
   const screen: string[] = [];
-  client.on("joined", (data) => {
+  client.on("chat_joined", (data) => {
     const { name, via } = data as { name: string; via: string };
     screen.push(`* ${name} joined (${via})`);
   });
@@ -70,7 +74,7 @@ async function join(name: string, address: string): Promise<Member> {
     const { from, text } = data as { from: string; text: string };
     screen.push(`<${from}> ${text}`);
   });
-  client.on("left", (data) => screen.push(`* ${(data as { name: string }).name} left`));
+  client.on("chat_left", (data) => screen.push(`* ${(data as { name: string }).name} left`));
   client.emit("join", name);
   const via = address.split(":")[0];
   return { name, via, client, screen, [Symbol.asyncDispose]: () => client.close() };
