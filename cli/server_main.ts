@@ -48,11 +48,12 @@ Chat room (on every listener; client.ts chat / client.ts file):
                                  to the other members when one joins or leaves
 
 Options:
-  --listen URL       tcp://host:port, tls://host:port or unix:///path (repeatable)
+  --listen URL       tcp://host:port, tls://host:port, unix:///path, ws://host:port/path or
+                     wss://host:port/path (repeatable)
                      default: tcp://127.0.0.1:8888
                      e.g. --listen tcp://127.0.0.1:8888 --listen unix:///tmp/trust-rpc.sock
-  --tls-cert FILE    PEM certificate chain for tls:// listeners
-  --tls-key FILE     PEM private key for tls:// listeners
+  --tls-cert FILE    PEM certificate chain for tls:// and wss:// listeners
+  --tls-key FILE     PEM private key for tls:// and wss:// listeners
   --log-level LEVEL  debug, info, warn, error or silent (default: info)
   --metrics HOST:PORT
                      serve Prometheus metrics at http://HOST:PORT/metrics
