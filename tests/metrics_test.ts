@@ -392,7 +392,7 @@ Deno.test("CLI: server.ts --metrics 127.0.0.1:0 prints its URL and serves the me
     // The demo server's methods each have a histogram, plus `unknown`.
     assertEquals(
       [...checkHistograms(p, "trust_rpc_call_duration_seconds").keys()].sort(),
-      ["echo", "greet", "health", "long_running_task", "time", "unknown"],
+      ["chat.join", "echo", "greet", "health", "long_running_task", "time", "unknown"],
     );
   } finally {
     child.kill("SIGTERM");
