@@ -1,6 +1,7 @@
 /**
  * Helpers shared by the end-to-end benchmark (`deno task bench`): address parsing for the bench
- * servers, the "exit with the parent" rule, child-process control and statistics.
+ * servers, the "exit with the parent" rule, deadlines and statistics. Child processes are in
+ * `procs.ts`.
  *
  * @module
  */
@@ -8,8 +9,11 @@
 /** Where the TLS fixture certificates live (valid for 127.0.0.1, ::1 and localhost). */
 export const FIXTURES = new URL("../tests/fixtures/", import.meta.url);
 
-/** The transports the benchmark measures. */
+/** The transports of the raw-socket reference (and of @trust/rpc). */
 export type Transport = "tcp" | "unix" | "tls";
+
+/** The transports @trust/rpc is measured on: the raw ones and WebSocket (`ws://`). */
+export type RpcTransport = Transport | "ws";
 
 /** An address given to a bench server on its command line. */
 export type BenchAddress =
@@ -64,95 +68,6 @@ export function exitWithParent(cleanup: () => Promise<void> | void, graceMs = 10
   })();
   Deno.addSignalListener("SIGTERM", () => exit(0));
   Deno.addSignalListener("SIGINT", () => exit(0));
-}
-
-/** A spawned bench server. */
-export interface ServerProcess {
-  /** The addresses it bound, in the order given. */
-  addresses: string[];
-  /** Its pid. */
-  pid: number;
-  /** Stops it: SIGTERM, then SIGKILL after `graceMs`. Idempotent, never throws. */
-  stop(graceMs?: number): Promise<void>;
-  /** Sends SIGKILL at once (for a hard exit). Never throws. */
-  kill(): void;
-}
-
-/**
- * Spawns `deno run -A <script> <args>` as a separate process and waits (≤ `readyMs`) for the
- * JSON line `{"addresses": [...]}` on its stdout. Its stdin stays piped: it exits when we do.
- */
-export async function spawnServer(
-  script: URL,
-  args: string[],
-  env: Record<string, string>,
-  readyMs = 30_000,
-): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script.pathname, ...args],
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  let stopped: Promise<void> | undefined;
-  const stop = (graceMs = 2000): Promise<void> => {
-    stopped ??= (async () => {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const killed = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* already gone */ }
-          resolve();
-        }, graceMs);
-      });
-      await Promise.race([child.status.then(() => {}), killed]);
-      clearTimeout(timer);
-      await child.status;
-      try {
-        await child.stdin.close();
-      } catch { /* closed */ }
-    })();
-    return stopped;
-  };
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${script.pathname} did not report its addresses in ${readyMs} ms`)),
-      readyMs,
-    );
-  });
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await Promise.race([reader.read(), timeout]);
-      if (done) throw new Error(`${script.pathname} exited before it was ready`);
-      text += value;
-    }
-  } catch (err) {
-    await stop(500);
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-  const line = JSON.parse(text.slice(0, text.indexOf("\n"))) as { addresses: string[] };
-  // Keep draining stdout so the child never blocks on a full pipe.
-  (async () => {
-    try {
-      while (!(await reader.read()).done) { /* drain */ }
-    } catch { /* closed */ }
-  })();
-  const kill = () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-  };
-  return { addresses: line.addresses, pid: child.pid, stop, kill };
 }
 
 /** Rejects after `ms` with `message` unless `promise` settles first. */
