@@ -1,11 +1,10 @@
 /**
- * ChaCha20-Poly1305 (RFC 8439) for small records, synchronously, from `@noble/ciphers`:
- * pure TypeScript, zero dependencies, audited (cure53, 1.0.0), pinned to 2.4.0 and locked in
- * `deno.lock`. The only runtime dependency of the library, allowed by the performance issue:
- * a Web Crypto call costs 20–35 µs of dispatch whatever its size and a sealed round trip needs
- * four, while this seals a small record in a few µs (protocol/README.md §5.7 has the
- * figures). ChaCha20-Poly1305 is an ARX construction (no table lookups), so a JS
- * implementation does not leak timing through memory access the way table-based AES does.
+ * ChaCha20-Poly1305 (RFC 8439) keys for small records, sealed synchronously by
+ * `chacha20poly1305.ts`: a Web Crypto call costs 20–35 µs of dispatch whatever its size and a
+ * sealed round trip needs four, while this seals a 128-byte record in about 5 µs
+ * (protocol/README.md §5.7 has the figures). ChaCha20-Poly1305 is an ARX construction (no
+ * table lookups), so a JS implementation does not leak timing through memory access the way
+ * table-based AES does.
  *
  * Keys: `key ‖ iv = HKDF-SHA256(IKM = the direction's AES key, salt = ∅,
  * info = "trust-rpc/1 chacha20-poly1305", 44)`, so a KEY_UPDATE renews both. Nonces are
@@ -14,8 +13,8 @@
  * @module
  */
 
-import { chacha20poly1305 } from "npm:@noble/ciphers@2.4.0/chacha.js";
 import { bufferSource as bs, utf8 } from "./bytes.ts";
+import { ChaCha20Poly1305 } from "./chacha20poly1305.ts";
 
 /** Seals and opens with one ChaCha20-Poly1305 key. */
 export interface ChaChaKey {
@@ -29,10 +28,11 @@ export interface ChaChaKey {
 
 /** A ChaCha20-Poly1305 key from 32 raw bytes (RFC 8439 §2.8). */
 export function chachaKey(key: Uint8Array, iv: Uint8Array): ChaChaKey {
+  const cipher = new ChaCha20Poly1305(key);
   return {
     iv,
-    seal: (nonce, aad, plaintext) => chacha20poly1305(key, nonce, aad).encrypt(plaintext),
-    open: (nonce, aad, sealed) => chacha20poly1305(key, nonce, aad).decrypt(sealed),
+    seal: (nonce, aad, plaintext) => cipher.seal(nonce, aad, plaintext),
+    open: (nonce, aad, sealed) => cipher.open(nonce, aad, sealed),
   };
 }
 

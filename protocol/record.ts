@@ -20,7 +20,7 @@ import { KEY_UPDATE_BYTES, KEY_UPDATE_RECORDS } from "./limits.ts";
  * The largest MESSAGES plaintext sealed with ChaCha20-Poly1305 when it was negotiated; larger
  * records use Web Crypto AES-GCM, which is faster per byte and runs off the main thread.
  */
-export const CHACHA_MAX_PLAINTEXT = 2048;
+export const CHACHA_MAX_PLAINTEXT = 1024;
 
 /** Records can be numbered up to this (the connection closes before reuse is possible). */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;

@@ -39,7 +39,7 @@ Deno.test("protocol/ uses no Deno APIs and imports only protocol/", async () => 
       offences.push(`${file} uses Deno.*`);
     }
     for (const spec of await importsOf(file)) {
-      if (!spec.startsWith("./") && spec !== ALLOWED_NPM) offences.push(`${file} imports ${spec}`);
+      if (!spec.startsWith("./")) offences.push(`${file} imports ${spec}`);
     }
   }
   assertEquals(offences, []);
@@ -58,13 +58,7 @@ Deno.test("transports/ imports only transports/ and protocol/errors.ts", async (
   assertEquals(offences, []);
 });
 
-/**
- * The one runtime dependency, allowed by the performance issue: pure, audited, zero-dependency,
- * pinned (protocol/chacha.ts says why).
- */
-const ALLOWED_NPM = "npm:@noble/ciphers@2.4.0/chacha.js";
-
-Deno.test("nothing reachable from the entry points imports node:, npm: or jsr: (but the one pinned AEAD)", async () => {
+Deno.test("nothing reachable from the entry points imports node:, npm: or jsr:", async () => {
   const seen = new Set<string>();
   const offences: string[] = [];
   const queue = [
@@ -80,7 +74,6 @@ Deno.test("nothing reachable from the entry points imports node:, npm: or jsr: (
     if (seen.has(file)) continue;
     seen.add(file);
     for (const spec of await importsOf(file)) {
-      if (spec === ALLOWED_NPM) continue;
       if (/^(node|npm|jsr):/.test(spec) || !spec.startsWith(".")) {
         offences.push(`${file} imports ${spec}`);
       } else queue.push(resolve(file, spec));
@@ -100,9 +93,7 @@ Deno.test("the browser entry's whole module graph uses no Deno APIs", async () =
     if (/\bDeno\./.test(code(await Deno.readTextFile(new URL(file, root))))) {
       offences.push(`${file} uses Deno.*`);
     }
-    for (const spec of await importsOf(file)) {
-      if (spec !== ALLOWED_NPM) queue.push(resolve(file, spec));
-    }
+    for (const spec of await importsOf(file)) queue.push(resolve(file, spec));
   }
   assertEquals(offences, []);
   assert(seen.has("transports/websocket_client.ts") && seen.has("protocol/session.ts"));

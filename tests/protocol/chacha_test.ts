@@ -1,11 +1,14 @@
 /**
- * ChaCha20-Poly1305 for small records: the RFC 8439 vector as a golden test, the handshake
- * negotiation (both must want it), and the record layer (small MESSAGES records on type 0x11,
+ * ChaCha20-Poly1305 for small records: our implementation against the RFC 8439 vectors and,
+ * on random inputs, against `@noble/ciphers` (a test-only dependency); the handshake
+ * negotiation (both must want it); and the record layer (small MESSAGES records on type 0x11,
  * large ones and KEY_UPDATE on AES-GCM; a flipped type byte is BAD_RECORD).
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { fromHex, toHex } from "../../protocol/bytes.ts";
 import { chachaKey } from "../../protocol/chacha.ts";
+import { ChaCha20Poly1305 } from "../../protocol/chacha20poly1305.ts";
+import { chacha20poly1305 as nobleChaCha } from "npm:@noble/ciphers@2.4.0/chacha.js";
 import { FrameType, HEADER_SIZE } from "../../protocol/frame.ts";
 import { CHACHA_MAX_PLAINTEXT, RecordOpener, RecordSealer } from "../../protocol/record.ts";
 import { ProtocolError } from "../../protocol/errors.ts";
@@ -34,6 +37,46 @@ Deno.test("ChaCha20-Poly1305: RFC 8439 §2.8.2 AEAD vector", () => {
   tampered[5] ^= 1;
   assertThrows(() => key.open(nonce, aad, tampered));
   assertThrows(() => key.open(nonce, fromHex("50515253c0c1c2c3c4c5c6c8"), sealed));
+});
+
+Deno.test("ChaCha20-Poly1305: an empty message (the tag over the length block alone)", () => {
+  // §2.8.2's key and nonce with an empty plaintext and empty AAD: the tag is Poly1305 over the
+  // length block alone; cross-checked with the independent implementation below.
+  const key = fromHex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
+  const nonce = fromHex("070000004041424344454647");
+  const ours = new ChaCha20Poly1305(key).seal(nonce, new Uint8Array(0), new Uint8Array(0));
+  assertEquals(toHex(ours), toHex(nobleChaCha(key, nonce).encrypt(new Uint8Array(0))));
+});
+
+Deno.test("ChaCha20-Poly1305: equal to @noble/ciphers on 2,000 random inputs", () => {
+  for (let i = 0; i < 2000; i++) {
+    const key = crypto.getRandomValues(new Uint8Array(32));
+    const nonce = crypto.getRandomValues(new Uint8Array(12));
+    const aad = crypto.getRandomValues(new Uint8Array(i % 41));
+    const plaintext = crypto.getRandomValues(new Uint8Array((i * 7) % 1100));
+    if (i % 5 === 0) plaintext.fill(0xff); // all-ones blocks push Poly1305's carries
+    const ours = new ChaCha20Poly1305(key);
+    const sealed = ours.seal(nonce, aad, plaintext);
+    const reference = nobleChaCha(key, nonce, aad).encrypt(plaintext);
+    if (toHex(sealed) !== toHex(reference)) {
+      throw new Error(`Mismatch at input ${i} (${plaintext.length} bytes, aad ${aad.length})`);
+    }
+    assertEquals(ours.open(nonce, aad, reference), plaintext);
+  }
+});
+
+Deno.test("ChaCha20-Poly1305: a changed byte anywhere fails to open", () => {
+  const cipher = new ChaCha20Poly1305(crypto.getRandomValues(new Uint8Array(32)));
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const aad = new Uint8Array([1, 2, 3]);
+  const sealed = cipher.seal(nonce, aad, new Uint8Array(70).fill(9));
+  for (let i = 0; i < sealed.length; i++) {
+    const bad = sealed.slice();
+    bad[i] ^= 0x80;
+    assertThrows(() => cipher.open(nonce, aad, bad));
+  }
+  assertThrows(() => cipher.open(nonce, new Uint8Array([1, 2, 4]), sealed));
+  assertThrows(() => cipher.open(nonce, aad, sealed.subarray(0, 10)));
 });
 
 Deno.test("records: small MESSAGES on ChaCha20-Poly1305, the rest on AES-GCM", async (t) => {
