@@ -212,13 +212,39 @@ export class Client implements AsyncDisposable {
    * const result = await client.call<string>("greet", ["Alice"], { timeout: 5000 });
    * ```
    */
-  async call<T = unknown>(
+  call<T = unknown>(
     method: string,
     params?: Params,
     options: ClientCallOptions = {},
   ): Promise<T> {
     const timeout = options.timeout ?? this.#callTimeout;
     const deadline = deadlineOf(timeout);
+    const session = this.#session;
+    if (session === undefined || session.isClosed) {
+      return this.#callLoop(method, params, options, deadline);
+    }
+    // Connected: straight to the session (no async frame on the hot path); the loop below
+    // only takes over when the call may be retried.
+    const sent = session.call<T>(
+      method,
+      params,
+      options.timeout === timeout ? options : { ...options, timeout },
+    );
+    return sent.catch((err) => {
+      if (!this.#mayRetry(err, options.idempotent ?? this.#idempotent.has(method), deadline)) {
+        throw err;
+      }
+      this.#retireIfRefusing(err, session);
+      return this.#callLoop<T>(method, params, options, deadline);
+    });
+  }
+
+  async #callLoop<T>(
+    method: string,
+    params: Params | undefined,
+    options: ClientCallOptions,
+    deadline: number,
+  ): Promise<T> {
     const retryAfterDrop = options.idempotent ?? this.#idempotent.has(method);
     for (;;) {
       const session = this.#session !== undefined && !this.#session.isClosed
@@ -231,13 +257,18 @@ export class Client implements AsyncDisposable {
         });
       } catch (err) {
         if (!this.#mayRetry(err, retryAfterDrop, deadline)) throw err;
-        // A live connection that refuses new calls (ids exhausted) is retired like GOAWAY.
-        if ((err as RpcError).code === "UNAVAILABLE" && session === this.#session) {
-          this.#goAway(session);
-        }
+        this.#retireIfRefusing(err, session);
       }
     }
   }
+
+  /** A live connection that refuses new calls (ids exhausted) is retired like GOAWAY. */
+  #retireIfRefusing(err: unknown, session: Session): void {
+    if ((err as RpcError).code === "UNAVAILABLE" && session === this.#session) {
+      this.#goAway(session);
+    }
+  }
+
 
   /** Sends a notification: the method runs on the server, nothing is answered. */
   notify(method: string, params?: Params, options?: Omit<CallOptions, "timeout">): void {

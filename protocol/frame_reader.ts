@@ -10,7 +10,7 @@ import { ProtocolError } from "./errors.ts";
 import { describeForeignBytes, HEADER_SIZE } from "./frame.ts";
 
 /** Size of the steady read buffer. Larger records get a buffer of their own. */
-export const DEFAULT_READ_BUFFER = 16 * 1024;
+export const DEFAULT_READ_BUFFER = 4 * 1024;
 
 /** Reads exact byte counts from a channel, buffering what arrives early. */
 export class FrameReader {

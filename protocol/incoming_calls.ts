@@ -323,7 +323,6 @@ export class IncomingCalls {
         this.#streams--;
         state.input?.discard();
       }
-      if (this.#running.size === 0) this.#deadlines.clear();
       host.settled();
     });
   }

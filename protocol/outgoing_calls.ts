@@ -341,6 +341,7 @@ export class OutgoingCalls {
       (method) =>
         new ConnectionClosedError(`Call to '${method}' failed: ${message}`, { sessionId, cause }),
     );
+    this.#pending.clear();
   }
 }
 

@@ -94,6 +94,11 @@ export class PendingCalls {
     return entry !== undefined;
   }
 
+  /** Stops the deadline timer (the session is closed; every call has been settled). */
+  clear(): void {
+    this.#deadlines.clear();
+  }
+
   /** Gives up call `id` as if its signal aborted: rejects with `CANCELLED`, tells the peer. */
   abort(id: number, reason?: unknown): void {
     const entry = this.#take(id);
@@ -115,8 +120,9 @@ export class PendingCalls {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
     this.#entries.delete(id);
+    // The timer stays armed when the table empties: re-arming it for every sequential call
+    // cost a setTimeout and a clearTimeout each (~3 µs); {@link clear} stops it at close.
     this.#deadlines.delete(id);
-    if (this.#entries.size === 0) this.#deadlines.clear();
     if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
     return entry;
   }
