@@ -11,7 +11,7 @@
 import { ProtocolError } from "./errors.ts";
 
 /** Chunks a consumer grants at the start of a stream, by default. */
-export const DEFAULT_STREAM_WINDOW = 64;
+export const DEFAULT_STREAM_WINDOW = 1024;
 /** The largest window (and the largest single grant) accepted. */
 export const MAX_STREAM_WINDOW = 1 << 16;
 

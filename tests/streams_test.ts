@@ -11,6 +11,7 @@ import {
   RemoteError,
   RpcError,
 } from "../protocol/errors.ts";
+import { DEFAULT_STREAM_WINDOW } from "../protocol/flow.ts";
 import type { CallContext } from "../protocol/methods.ts";
 import { MATRIX, startServer } from "./_helpers.ts";
 
@@ -93,7 +94,10 @@ for (const transport of MATRIX) {
     }
     assertEquals(expected, n);
     assertEquals(await stream.result, n, "the generator's return value is the result");
-    assert(stream.bufferedHighWater <= 64, `buffered ${stream.bufferedHighWater} > window`);
+    assert(
+      stream.bufferedHighWater <= DEFAULT_STREAM_WINDOW,
+      `buffered ${stream.bufferedHighWater} > window`,
+    );
   });
 }
 
