@@ -13,8 +13,8 @@
  * @module
  */
 
-import { bufferSource as bs, utf8 } from "./bytes.ts";
 import { ChaCha20Poly1305 } from "./chacha20poly1305.ts";
+import { hkdf } from "./hkdf.ts";
 
 /** Seals and opens with one ChaCha20-Poly1305 key. */
 export interface ChaChaKey {
@@ -38,18 +38,6 @@ export function chachaKey(key: Uint8Array, iv: Uint8Array): ChaChaKey {
 
 /** Derives the ChaCha20-Poly1305 key and IV of a direction from its AES-256-GCM key. */
 export async function deriveChaChaKey(aesKey: Uint8Array): Promise<ChaChaKey> {
-  const ikm = await crypto.subtle.importKey("raw", bs(aesKey), "HKDF", false, ["deriveBits"]);
-  const okm = new Uint8Array(
-    await crypto.subtle.deriveBits(
-      {
-        name: "HKDF",
-        hash: "SHA-256",
-        salt: new Uint8Array(0),
-        info: bs(utf8("trust-rpc/1 chacha20-poly1305")),
-      },
-      ikm,
-      44 * 8,
-    ),
-  );
+  const okm = await hkdf(aesKey, new Uint8Array(0), "trust-rpc/1 chacha20-poly1305", 44);
   return chachaKey(okm.slice(0, 32), okm.slice(32, 44));
 }

@@ -26,6 +26,7 @@ export class ChaCha20Poly1305 {
   #words = new Uint32Array(16);
   #r = new Float64Array(10);
   #h = new Float64Array(10);
+  #m = new Float64Array(10);
   #pad = new Uint16Array(8);
   #scratch = new Uint8Array(16);
 
@@ -179,21 +180,12 @@ export class ChaCha20Poly1305 {
 
   /** h = (h + block + hibit·2^128) · r mod 2^130 − 5, in ten 13-bit limbs. */
   #polyBlock(m: Uint8Array, at: number, hibit: number): void {
-    const h = this.#h, r = this.#r;
-    const t0 = m[at] | (m[at + 1] << 8), t1 = m[at + 2] | (m[at + 3] << 8);
-    const t2 = m[at + 4] | (m[at + 5] << 8), t3 = m[at + 6] | (m[at + 7] << 8);
-    const t4 = m[at + 8] | (m[at + 9] << 8), t5 = m[at + 10] | (m[at + 11] << 8);
-    const t6 = m[at + 12] | (m[at + 13] << 8), t7 = m[at + 14] | (m[at + 15] << 8);
-    const h0 = h[0] + (t0 & 0x1fff);
-    const h1 = h[1] + (((t0 >>> 13) | (t1 << 3)) & 0x1fff);
-    const h2 = h[2] + (((t1 >>> 10) | (t2 << 6)) & 0x1fff);
-    const h3 = h[3] + (((t2 >>> 7) | (t3 << 9)) & 0x1fff);
-    const h4 = h[4] + (((t3 >>> 4) | (t4 << 12)) & 0x1fff);
-    const h5 = h[5] + ((t4 >>> 1) & 0x1fff);
-    const h6 = h[6] + (((t4 >>> 14) | (t5 << 2)) & 0x1fff);
-    const h7 = h[7] + (((t5 >>> 11) | (t6 << 5)) & 0x1fff);
-    const h8 = h[8] + (((t6 >>> 8) | (t7 << 8)) & 0x1fff);
-    const h9 = h[9] + ((t7 >>> 5) | hibit);
+    const h = this.#h, r = this.#r, block = this.#m;
+    splitLimbs(m, at, block, hibit);
+    const h0 = h[0] + block[0], h1 = h[1] + block[1], h2 = h[2] + block[2];
+    const h3 = h[3] + block[3], h4 = h[4] + block[4], h5 = h[5] + block[5];
+    const h6 = h[6] + block[6], h7 = h[7] + block[7], h8 = h[8] + block[8];
+    const h9 = h[9] + block[9];
     const r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3], r4 = r[4];
     const r5 = r[5], r6 = r[6], r7 = r[7], r8 = r[8], r9 = r[9];
     // Limb k of the product wraps past 2^130 with a factor 5 (2^130 ≡ 5 mod p).

@@ -269,7 +269,6 @@ export class Client implements AsyncDisposable {
     }
   }
 
-
   /** Sends a notification: the method runs on the server, nothing is answered. */
   notify(method: string, params?: Params, options?: Omit<CallOptions, "timeout">): void {
     this.#current(`notify '${method}'`).notify(method, params, options);

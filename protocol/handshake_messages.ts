@@ -7,6 +7,7 @@
 
 import { bufferSource as bs, bytesEqual, concatBytes, utf8 } from "./bytes.ts";
 import { ProtocolError } from "./errors.ts";
+import { hkdf } from "./hkdf.ts";
 import { encodeHeader, FrameType, HEADER_SIZE } from "./frame.ts";
 import { MAX_FRAME_HARD_CAP, MIN_FRAME } from "./limits.ts";
 
@@ -194,16 +195,7 @@ export async function deriveSessionKeys(
   dh: Uint8Array,
   th: Uint8Array,
 ): Promise<SessionKeys> {
-  const ikm = await crypto.subtle.importKey("raw", bs(concatBytes(psk, dh)), "HKDF", false, [
-    "deriveBits",
-  ]);
-  const okm = new Uint8Array(
-    await crypto.subtle.deriveBits(
-      { name: "HKDF", hash: "SHA-256", salt: bs(th), info: bs(utf8("trust-rpc/1 keys")) },
-      ikm,
-      152 * 8,
-    ),
-  );
+  const okm = await hkdf(concatBytes(psk, dh), th, "trust-rpc/1 keys", 152);
   return {
     cpk: okm.slice(0, 32),
     spk: okm.slice(32, 64),

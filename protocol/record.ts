@@ -10,7 +10,8 @@
  * @module
  */
 
-import { bufferSource as bs, utf8 } from "./bytes.ts";
+import { bufferSource as bs } from "./bytes.ts";
+import { hkdf } from "./hkdf.ts";
 import { type ChaChaKey, deriveChaChaKey } from "./chacha.ts";
 import { ProtocolError } from "./errors.ts";
 import { FrameType, HEADER_SIZE, TAG_SIZE, writeHeader } from "./frame.ts";
@@ -54,19 +55,7 @@ function importAesKey(raw: Uint8Array, usage: "encrypt" | "decrypt"): Promise<Cr
 
 /** `new_key ‖ new_iv = HKDF-SHA256(IKM = old_key, salt = ∅, info = "trust-rpc/1 key update", 44)`. */
 export async function nextKey(rawKey: Uint8Array): Promise<{ key: Uint8Array; iv: Uint8Array }> {
-  const ikm = await crypto.subtle.importKey("raw", bs(rawKey), "HKDF", false, ["deriveBits"]);
-  const okm = new Uint8Array(
-    await crypto.subtle.deriveBits(
-      {
-        name: "HKDF",
-        hash: "SHA-256",
-        salt: new Uint8Array(0),
-        info: bs(utf8("trust-rpc/1 key update")),
-      },
-      ikm,
-      44 * 8,
-    ),
-  );
+  const okm = await hkdf(rawKey, new Uint8Array(0), "trust-rpc/1 key update", 44);
   return { key: okm.slice(0, 32), iv: okm.slice(32, 44) };
 }
 
