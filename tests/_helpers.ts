@@ -113,16 +113,21 @@ export interface DenoCommandOptions {
   cwd?: string;
   /** Kills the child when it aborts (bound every child). */
   signal?: AbortSignal;
+  /** `"piped"` to write to the child's stdin; closed (`"null"`) by default. */
+  stdin?: "null" | "piped";
 }
 
-/** A `deno …args` child with a clean environment plus `NO_COLOR`, stdin closed, output piped. */
+/**
+ * A `deno …args` child with a clean environment plus `NO_COLOR`, output piped, and stdin closed
+ * unless `stdin: "piped"`.
+ */
 export function denoCommand(args: string[], options: DenoCommandOptions = {}): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args,
     env: { NO_COLOR: "1", ...options.env },
     clearEnv: !options.inheritEnv,
     cwd: options.cwd,
-    stdin: "null",
+    stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
     signal: options.signal,

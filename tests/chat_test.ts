@@ -13,12 +13,17 @@ import { type EditorEvent, LineEditor } from "../cli/line_editor.ts";
 import { silentLogger } from "../protocol/logger.ts";
 import type { Client } from "../protocol/client.ts";
 import { CANARY_SECRET, startServer } from "./_helpers.ts";
+import {
+  type CliProcess,
+  spawnCli,
+  type SpawnCliOptions,
+  WAIT_MS,
+  within,
+} from "./_cli_process.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MESSAGES_FILE = new URL("./fixtures/chat/messages.txt", import.meta.url).pathname;
 const ENV = { TRUST_ID: CANARY_SECRET };
-/** Bound of every wait for a process or an event (generous: CI machines can be slow). */
-const WAIT_MS = 20_000;
 /** `[HH:MM:SS] ` */
 const STAMP = String.raw`\[\d\d:\d\d:\d\d\] `;
 
@@ -39,136 +44,9 @@ function messageLine(from: string, text: string): RegExp {
   return new RegExp(`^${STAMP}${escapeRegExp(from)}: ${escapeRegExp(text)}$`);
 }
 
-/** Rejects with `what` when `promise` has not settled within `ms`; the timer never leaks. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-interface Exit {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** A spawned `deno run -A <script> …`: stdout kept line by line, stdin writable. */
-interface CliProcess extends AsyncDisposable {
-  child: Deno.ChildProcess;
-  /** Every stdout line so far. */
-  readonly lines: readonly string[];
-  /** Waits (at most `ms`) for a stdout line matching `pattern`; returns it. */
-  expect(pattern: RegExp, ms?: number): Promise<string>;
-  /** Waits (at most `ms`) until `condition` holds on the stdout lines. */
-  until(condition: (lines: readonly string[]) => boolean, what: string, ms?: number): Promise<void>;
-  /** Writes `text` to stdin. */
-  write(text: string): Promise<void>;
-  /** Closes stdin (EOF). */
-  end(): Promise<void>;
-  /** Resolves with the exit status and the whole output once the process has exited. */
-  exited(ms?: number): Promise<Exit>;
-  /** Sends `signal` (if still running), then {@link exited}. */
-  stop(signal?: Deno.Signal, ms?: number): Promise<Exit>;
-}
-
-function spawn(script: string, args: string[], options: { stdin?: boolean } = {}): CliProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}${script}`, ...args],
-    env: { NO_COLOR: "1", ...ENV },
-    clearEnv: true,
-    stdin: options.stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = options.stdin ? child.stdin.getWriter() : undefined;
-  const stderr = new Response(child.stderr).text();
-  let stdout = "";
-  let partial = "";
-  const lines: string[] = [];
-  let ended = false;
-  let changed = Promise.withResolvers<void>();
-  const pump = (async () => {
-    try {
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        stdout += chunk;
-        partial += chunk;
-        const parts = partial.split("\n");
-        partial = parts.pop()!;
-        lines.push(...parts);
-        changed.resolve();
-        changed = Promise.withResolvers();
-      }
-    } finally {
-      ended = true;
-      changed.resolve();
-    }
-  })();
-  let exit: Promise<Exit> | undefined;
-  const finished = () =>
-    exit ??= (async () => {
-      const status = await child.status;
-      await pump;
-      return { code: status.code, stdout, stderr: await stderr };
-    })();
-  const kill = (signal: Deno.Signal) => {
-    try {
-      child.kill(signal);
-    } catch {
-      // Already exited.
-    }
-  };
-  const closeStdin = async () => {
-    await writer?.close().catch(() => {});
-  };
-  const until = async (
-    condition: (lines: readonly string[]) => boolean,
-    what: string,
-    ms = WAIT_MS,
-  ) => {
-    const deadline = Date.now() + ms;
-    while (!condition(lines)) {
-      if (ended) {
-        const out = await within(finished(), ms, `${script} to exit`);
-        throw new Error(
-          `stdout ended before ${what} (exit ${out.code}):\n${out.stdout}\n${out.stderr}`,
-        );
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${ms} ms: ${what}; stdout:\n${stdout}`);
-      await within(changed.promise, left, what).catch(() => {});
-    }
-  };
-  return {
-    child,
-    lines,
-    until,
-    async expect(pattern, ms = WAIT_MS) {
-      await until((seen) => seen.some((l) => pattern.test(l)), `a line ${pattern}`, ms);
-      return lines.find((l) => pattern.test(l))!;
-    },
-    async write(text) {
-      await within(writer!.write(new TextEncoder().encode(text)), WAIT_MS, "writing stdin");
-    },
-    end: closeStdin,
-    exited: (ms = WAIT_MS) => within(finished(), ms, `${script} ${args.join(" ")} to exit`),
-    async stop(signal: Deno.Signal = "SIGTERM", ms = WAIT_MS) {
-      kill(signal);
-      return await within(finished(), ms, `${script} to exit on ${signal}`);
-    },
-    async [Symbol.asyncDispose]() {
-      kill("SIGKILL");
-      await closeStdin();
-      await finished();
-    },
-  };
+/** {@link spawnCli} with TRUST_ID in the environment. */
+function spawn(script: string, args: string[], options: SpawnCliOptions = {}): CliProcess {
+  return spawnCli(script, args, { env: ENV, ...options });
 }
 
 /** The demo `server.ts` on a TCP port 0 and a Unix socket in a fresh temp dir. */

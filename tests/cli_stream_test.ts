@@ -8,27 +8,10 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { connect } from "../client.ts";
 import { demoServices, presenceEvents } from "../cli/demo_services.ts";
 import type { CallContext } from "../protocol/methods.ts";
-import { CANARY_SECRET, denoCommand, startServer, type TestServer } from "./_helpers.ts";
+import { CANARY_SECRET, startServer, type TestServer } from "./_helpers.ts";
+import { type CliProcess, type Exit, spawnCli, WAIT_MS, within } from "./_cli_process.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
 const ENV = { TRUST_ID: CANARY_SECRET };
-/** Bound of every wait for a process or an event (generous: CI machines can be slow). */
-const WAIT_MS = 20_000;
-
-/** Rejects with `what` when `promise` has not settled within `ms`; the timer never leaks. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Polls `condition` every 10 ms until it holds, for at most `ms`. */
 async function waitFor(condition: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
@@ -39,89 +22,9 @@ async function waitFor(condition: () => boolean, what: string, ms = WAIT_MS): Pr
   }
 }
 
-interface Exit {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** A spawned `deno run -A <script> …`: its stdout read line by line while it runs. */
-interface CliProcess extends AsyncDisposable {
-  child: Deno.ChildProcess;
-  /** The next stdout line (waits at most `ms`); throws when stdout ended first. */
-  line(ms?: number): Promise<string>;
-  /** Lines printed and not read yet with {@link line}. */
-  readonly unread: number;
-  /** Resolves with the exit status and the whole output once the process has exited. */
-  exited(ms?: number): Promise<Exit>;
-  /** Sends `signal` (if still running), then {@link exited}. */
-  stop(signal?: Deno.Signal, ms?: number): Promise<Exit>;
-}
-
-function spawn(script: string, args: string[], env: Record<string, string> = ENV): CliProcess {
-  const child = denoCommand(["run", "-A", `${ROOT}${script}`, ...args], { env }).spawn();
-  const stderr = new Response(child.stderr).text();
-  let stdout = "";
-  let partial = "";
-  const lines: string[] = [];
-  let ended = false;
-  let changed = Promise.withResolvers<void>();
-  const pump = (async () => {
-    try {
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        stdout += chunk;
-        partial += chunk;
-        const parts = partial.split("\n");
-        partial = parts.pop()!;
-        lines.push(...parts);
-        changed.resolve();
-        changed = Promise.withResolvers();
-      }
-    } finally {
-      ended = true;
-      changed.resolve();
-    }
-  })();
-  let exit: Promise<Exit> | undefined;
-  const finished = () =>
-    exit ??= (async () => {
-      const status = await child.status;
-      await pump;
-      return { code: status.code, stdout, stderr: await stderr };
-    })();
-  const kill = (signal: Deno.Signal) => {
-    try {
-      child.kill(signal);
-    } catch {
-      // Already exited.
-    }
-  };
-  return {
-    child,
-    get unread() {
-      return lines.length;
-    },
-    async line(ms = WAIT_MS) {
-      const deadline = Date.now() + ms;
-      while (lines.length === 0) {
-        if (ended) {
-          const out = await within(finished(), ms, `${script} ${args.join(" ")} to exit`);
-          throw new Error(`stdout ended without a line (exit ${out.code}):\n${out.stderr}`);
-        }
-        await within(changed.promise, Math.max(1, deadline - Date.now()), "a line on stdout");
-      }
-      return lines.shift()!;
-    },
-    exited: (ms = WAIT_MS) => within(finished(), ms, `${script} ${args.join(" ")} to exit`),
-    stop(signal: Deno.Signal = "SIGTERM", ms = WAIT_MS) {
-      kill(signal);
-      return within(finished(), ms, `${script} to exit on ${signal}`);
-    },
-    async [Symbol.asyncDispose]() {
-      kill("SIGKILL");
-      await finished();
-    },
-  };
+/** {@link spawnCli} with TRUST_ID in the environment. */
+function spawn(script: string, args: string[]): CliProcess {
+  return spawnCli(script, args, { env: ENV });
 }
 
 /** Runs `client.ts …args` to completion. */
