@@ -145,6 +145,19 @@ export function encodeValue(value: unknown): EncodedValue {
 }
 
 /**
+ * The payload of `value` as text when it is plain JSON (no `Uint8Array` anywhere), written in
+ * ASCII only (JSON escapes nothing above U+007F, so other text is left to {@link encodeValue});
+ * `undefined` otherwise. Such a payload's bytes are exactly the text's character codes.
+ */
+export function plainAsciiJson(value: unknown): string | undefined {
+  if (!scanIsPlain(value)) return undefined;
+  const text = JSON.stringify(value) ?? "null";
+  return NON_ASCII.test(text) ? undefined : text;
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/**
  * Decodes a message payload.
  *
  * @param bytes the payload

@@ -7,11 +7,14 @@
  * @module
  */
 
-import { encodeValue } from "./codec.ts";
+import { encodeValue, plainAsciiJson } from "./codec.ts";
 import { DEFAULT_COMPRESSION_THRESHOLD, deflateRaw, shouldCompress } from "./compression.ts";
 import { errorToWire, ResourceExhaustedError } from "./errors.ts";
 import { Flag, Kind } from "./messages.ts";
 import type { SendQueue } from "./send_queue.ts";
+
+/** Plain JSON up to this many characters is written into records as text. */
+const MAX_TEXT_MESSAGE = 16 * 1024;
 
 /** Connection-wide compression: on (default threshold) or with a threshold in bytes. */
 export type CompressionOption = boolean | { threshold?: number };
@@ -44,13 +47,24 @@ export class Outbox {
    * the message limit (`what` names it in the error).
    */
   value(kind: number, id: number, value: unknown, compress = false, what = "message"): void {
-    const encoded = encodeValue(value);
-    if (encoded.bytes.length > this.#maxMessageSize) {
-      throw new ResourceExhaustedError(
-        `The ${what} of ${encoded.bytes.length} bytes exceeds the ${this.#maxMessageSize}-byte message limit`,
-      );
+    if (!compress && !this.#always && this.#waiting === 0) {
+      // Plain ASCII JSON goes into the record as text: no buffer of its own.
+      const text = plainAsciiJson(value);
+      if (text !== undefined && text.length <= MAX_TEXT_MESSAGE) {
+        if (text.length > this.#maxMessageSize) this.#tooLarge(what, text.length);
+        this.#queue.pushText(kind, 0, id, text);
+        return;
+      }
     }
+    const encoded = encodeValue(value);
+    if (encoded.bytes.length > this.#maxMessageSize) this.#tooLarge(what, encoded.bytes.length);
     this.bytes(kind, encoded.binary ? Flag.BINARY : 0, id, encoded.bytes, compress);
+  }
+
+  #tooLarge(what: string, size: number): never {
+    throw new ResourceExhaustedError(
+      `The ${what} of ${size} bytes exceeds the ${this.#maxMessageSize}-byte message limit`,
+    );
   }
 
   /**

@@ -21,6 +21,10 @@ interface Outgoing {
   flags: number;
   id: number;
   payload: Uint8Array;
+  /** ASCII text written straight into the record instead of `payload` (small messages). */
+  text: string | undefined;
+  /** Payload bytes (`payload.length`, or the text's length). */
+  length: number;
   /** Bytes of the payload already sent (pieces). */
   sent: number;
   /** Messages with the same key keep their order; undefined never waits. */
@@ -35,6 +39,18 @@ const MIN_PIECE = 1024;
  * keep that wait near a millisecond while costing a few percent of bulk throughput.
  */
 export const MAX_BULK_PIECE = 256 * 1024;
+const EMPTY = new Uint8Array(0);
+const textEncoder = new TextEncoder();
+
+/** Writes ASCII `text` at `offset` (a loop beats an encoder call for short text). */
+function writeAscii(text: string, out: Uint8Array, offset: number): void {
+  if (text.length > 256) {
+    textEncoder.encodeInto(text, out.subarray(offset, offset + text.length));
+    return;
+  }
+  for (let i = 0; i < text.length; i++) out[offset + i] = text.charCodeAt(i);
+}
+
 /** Key for events (id 0 but ordered among themselves). */
 const EVENT_KEY = -1;
 
@@ -100,7 +116,7 @@ export class SendQueue {
    */
   get backlogBytes(): number {
     const head = this.#bulk[0];
-    return this.#queuedBytes - (head ? head.payload.length - head.sent : 0);
+    return this.#queuedBytes - (head ? head.length - head.sent : 0);
   }
 
   /** The error that stopped the queue, if any. */
@@ -110,12 +126,37 @@ export class SendQueue {
 
   /** Queues one message. Ignored once the queue has failed. */
   push(kind: number, flags: number, id: number, payload: Uint8Array): void {
+    this.#enqueue(kind, flags, id, payload, undefined, payload.length);
+  }
+
+  /**
+   * Queues a small message whose payload is ASCII `text` (plain JSON): it is written straight
+   * into the record, never encoded to a buffer of its own.
+   */
+  pushText(kind: number, flags: number, id: number, text: string): void {
+    const key = orderKey(kind, id);
+    if (
+      MESSAGE_HEADER_SIZE + text.length > this.#maxPlain ||
+      (key !== undefined && this.#bulkKeys.has(key))
+    ) {
+      this.#enqueue(kind, flags, id, textEncoder.encode(text), undefined, text.length);
+    } else this.#enqueue(kind, flags, id, EMPTY, text, text.length);
+  }
+
+  #enqueue(
+    kind: number,
+    flags: number,
+    id: number,
+    payload: Uint8Array,
+    text: string | undefined,
+    length: number,
+  ): void {
     if (this.#failed) return;
     const key = orderKey(kind, id);
-    const item: Outgoing = { kind, flags, id, payload, sent: 0, key };
-    this.#queuedBytes += payload.length;
+    const item: Outgoing = { kind, flags, id, payload, text, length, sent: 0, key };
+    this.#queuedBytes += length;
     const behindBulk = key !== undefined && this.#bulkKeys.has(key);
-    if (behindBulk || MESSAGE_HEADER_SIZE + payload.length > this.#maxPlain) {
+    if (behindBulk || MESSAGE_HEADER_SIZE + length > this.#maxPlain) {
       this.#bulk.push(item);
       if (key !== undefined) this.#bulkKeys.set(key, (this.#bulkKeys.get(key) ?? 0) + 1);
     } else {
@@ -216,7 +257,7 @@ export class SendQueue {
     let used = 0;
     let end = this.#smallHead;
     while (end < this.#small.length) {
-      const size = MESSAGE_HEADER_SIZE + this.#small[end].payload.length;
+      const size = MESSAGE_HEADER_SIZE + this.#small[end].length;
       if (used + size > capacity) break;
       used += size;
       end++;
@@ -226,7 +267,7 @@ export class SendQueue {
     let withBulk = false;
     if (bulk !== undefined) {
       const room = capacity - used - MESSAGE_HEADER_SIZE;
-      const left = bulk.payload.length - bulk.sent;
+      const left = bulk.length - bulk.sent;
       // An empty record always takes a piece; otherwise a piece must be worth its header.
       withBulk = room >= 0 && (used === 0 || left === 0 || room >= Math.min(left, MIN_PIECE));
       if (withBulk) piece = Math.min(room, left, MAX_BULK_PIECE);
@@ -236,10 +277,11 @@ export class SendQueue {
     let offset = 0;
     for (let i = this.#smallHead; i < end; i++) {
       const m = this.#small[i];
-      writeMessageHeader(out, offset, m.kind, m.flags, m.id, m.payload.length);
-      out.set(m.payload, offset + MESSAGE_HEADER_SIZE);
-      offset += MESSAGE_HEADER_SIZE + m.payload.length;
-      this.#queuedBytes -= m.payload.length;
+      writeMessageHeader(out, offset, m.kind, m.flags, m.id, m.length);
+      if (m.text === undefined) out.set(m.payload, offset + MESSAGE_HEADER_SIZE);
+      else writeAscii(m.text, out, offset + MESSAGE_HEADER_SIZE);
+      offset += MESSAGE_HEADER_SIZE + m.length;
+      this.#queuedBytes -= m.length;
     }
     this.#smallHead = end;
     if (this.#smallHead === this.#small.length) {
@@ -250,7 +292,7 @@ export class SendQueue {
       this.#smallHead = 0;
     }
     if (withBulk && bulk !== undefined) {
-      const last = bulk.sent + piece === bulk.payload.length;
+      const last = bulk.sent + piece === bulk.length;
       const flags = last ? bulk.flags : bulk.flags | Flag.MORE;
       writeMessageHeader(out, offset, bulk.kind, flags, bulk.id, piece);
       out.set(bulk.payload.subarray(bulk.sent, bulk.sent + piece), offset + MESSAGE_HEADER_SIZE);
