@@ -20,8 +20,8 @@ import { hkdf } from "./hkdf.ts";
 export interface ChaChaKey {
   /** The 12-byte IV the nonces are derived from. */
   readonly iv: Uint8Array;
-  /** `ciphertext ‖ tag` of `plaintext` under `nonce`, with `aad` authenticated. */
-  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** Writes `ciphertext ‖ tag` of `plaintext` under `nonce` into `out`, with `aad` authenticated. */
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void;
   /** The plaintext of `ciphertext ‖ tag`; throws when it does not authenticate. */
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array;
 }
@@ -31,7 +31,7 @@ export function chachaKey(key: Uint8Array, iv: Uint8Array): ChaChaKey {
   const cipher = new ChaCha20Poly1305(key);
   return {
     iv,
-    seal: (nonce, aad, plaintext) => cipher.seal(nonce, aad, plaintext),
+    seal: (nonce, aad, plaintext, out) => cipher.sealInto(nonce, aad, plaintext, out),
     open: (nonce, aad, sealed) => cipher.open(nonce, aad, sealed),
   };
 }

@@ -55,10 +55,15 @@ export class ChaCha20Poly1305 {
   /** `ciphertext ‖ tag` of `plaintext`; `aad` is authenticated, `nonce` is 12 bytes. */
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
     const out = new Uint8Array(plaintext.length + 16);
+    this.sealInto(nonce, aad, plaintext, out);
+    return out;
+  }
+
+  /** {@link seal} into `out` (at least `plaintext.length + 16` bytes, not overlapping it). */
+  sealInto(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void {
     this.#setNonce(nonce);
     this.#xor(plaintext, out);
     this.#tag(aad, out.subarray(0, plaintext.length), out, plaintext.length);
-    return out;
   }
 
   /** The plaintext of `ciphertext ‖ tag`; throws when it does not authenticate. */

@@ -159,7 +159,12 @@ export class RecordSealer extends Direction {
       const frame = new Uint8Array(HEADER_SIZE + plaintext.length + TAG_SIZE);
       const header = frame.subarray(0, HEADER_SIZE);
       writeHeader(frame, 0, FrameType.MESSAGES_CHACHA, plaintext.length + TAG_SIZE, seq);
-      frame.set(chacha.seal(nonceFor(chacha.iv, seq, this.#nonce), header, plaintext), HEADER_SIZE);
+      chacha.seal(
+        nonceFor(chacha.iv, seq, this.#nonce),
+        header,
+        plaintext,
+        frame.subarray(HEADER_SIZE),
+      );
       return frame;
     }
     const header = new Uint8Array(HEADER_SIZE);

@@ -24,7 +24,9 @@ Deno.test("ChaCha20-Poly1305: RFC 8439 §2.8.2 AEAD vector", () => {
   );
   const nonce = fromHex("070000004041424344454647");
   const aad = fromHex("50515253c0c1c2c3c4c5c6c7");
-  const sealed = key.seal(nonce, aad, new TextEncoder().encode(RFC8439_PLAINTEXT));
+  const plaintext = new TextEncoder().encode(RFC8439_PLAINTEXT);
+  const sealed = new Uint8Array(plaintext.length + 16);
+  key.seal(nonce, aad, plaintext, sealed);
   assertEquals(
     toHex(sealed),
     "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6" +
