@@ -59,7 +59,6 @@ export class RecordReader {
       const headerView = await this.#reader.readHeader();
       if (headerView === null) return null;
       const header = parseHeader(headerView);
-      const headerBytes = headerView.slice();
       if (header.type < FrameType.MESSAGES) {
         throw new ProtocolError("BAD_RECORD", "Cleartext handshake frame after authentication");
       }
@@ -77,6 +76,9 @@ export class RecordReader {
         throw new ProtocolError("FRAME_TOO_LARGE", `Record of ${header.length} bytes is too large`);
       }
       this.#opener.accept(header.seq);
+      // The header is a view into the read buffer: it stays valid while the body is already
+      // buffered; a read that has to wait may move the buffer, so it is copied first then.
+      const headerBytes = this.#reader.buffered >= header.length ? headerView : headerView.slice();
       const body = await this.#readBody(header.length);
       const plaintext = await this.#opener.open(header.seq, headerBytes, body);
       if (header.type === FrameType.MESSAGES_CHACHA) return { type: FrameType.MESSAGES, plaintext };
