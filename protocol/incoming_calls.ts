@@ -92,6 +92,14 @@ export function outcomeOf(err: unknown): string {
   return err instanceof RpcError ? err.code : "APPLICATION_ERROR";
 }
 
+/**
+ * Asks an iterator to stop (a generator's `finally` runs). Whatever `return()` does — throw,
+ * reject, or return something that is not a promise — stays here.
+ */
+function stopIterator(iterator: AsyncIterator<unknown>): void {
+  Promise.resolve().then(() => iterator.return?.()).catch(() => {});
+}
+
 function abort(state: Running, reason: RpcError): void {
   if (state.cancelled) return;
   state.cancelled = true;
@@ -100,7 +108,7 @@ function abort(state: Running, reason: RpcError): void {
   state.credit?.fail(reason);
   state.input?.fail(reason);
   // Stops the stream being sent; a generator's `finally` runs (once it is not awaiting).
-  state.iterator?.return?.().catch(() => {});
+  if (state.iterator) stopIterator(state.iterator);
 }
 
 /** The peer's requests that are running on this side. */
@@ -344,13 +352,13 @@ export class IncomingCalls {
     const iterator = source[Symbol.asyncIterator]();
     const credit = state.credit;
     if (credit === undefined || !reply) {
-      iterator.return?.().catch(() => {});
+      stopIterator(iterator);
       throw new InvalidParamsError(
         `'${method}' returns a stream: call it with stream() (or open() for a channel)`,
       );
     }
     if (!state.streaming && !this.#openStream(id, false, method, state, started)) {
-      iterator.return?.().catch(() => {});
+      stopIterator(iterator);
       throw new RpcError(
         "RESOURCE_EXHAUSTED",
         `Too many open streams on this connection (${host.maxStreams})`,

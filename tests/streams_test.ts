@@ -72,6 +72,18 @@ function streamingMethods(probe: {
       for await (const n of this.input) total += n as number;
       return total;
     },
+    /** A hand-written iterable whose return() throws synchronously. */
+    awkward(): AsyncIterable<number> {
+      let i = 0;
+      return {
+        [Symbol.asyncIterator]: () => ({
+          next: () => Promise.resolve({ value: i++, done: false }),
+          return: () => {
+            throw new Error("return() blew up");
+          },
+        }),
+      };
+    },
     async firstOnly(this: CallContext) {
       for await (const n of this.input) return n;
       return undefined;
@@ -161,6 +173,16 @@ Deno.test("streams: flow control, cancellation, errors", async (t) => {
     assertEquals(err.code, "CANCELLED");
     assertEquals(await probe.stopped.promise, "aborted");
   });
+
+  await t.step(
+    "cancelling a stream whose return() throws leaves the connection working",
+    async () => {
+      const stream = client.stream<number>("awkward");
+      let seen = 0;
+      for await (const _ of stream) if (++seen === 3) break;
+      assertEquals(await client.call("plain", [4]), 8);
+    },
+  );
 
   await t.step("an AbortSignal cancels too", async () => {
     reset();
