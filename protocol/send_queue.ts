@@ -51,6 +51,9 @@ function writeAscii(text: string, out: Uint8Array, offset: number): void {
   for (let i = 0; i < text.length; i++) out[offset + i] = text.charCodeAt(i);
 }
 
+/** Below this many queued bytes of stream chunks (and nothing else), a record waits one hop. */
+const STREAM_GATHER_BYTES = 16 * 1024;
+
 /** Key for events (id 0 but ordered among themselves). */
 const EVENT_KEY = -1;
 
@@ -85,6 +88,11 @@ export class SendQueue {
   #idle: (() => void)[] = [];
   #watch = new Deadlines<0>();
   #stallError: Error | undefined;
+  /** Small messages queued that are not stream chunks (those leave at once). */
+  #urgent = 0;
+  /** A macrotask hop (made on first use, closed with the queue), to let a stream burst gather. */
+  #hop: MessageChannel | undefined;
+  #hopWake: (() => void) | undefined;
 
   /**
    * @param channel where sealed records are written
@@ -161,6 +169,7 @@ export class SendQueue {
       if (key !== undefined) this.#bulkKeys.set(key, (this.#bulkKeys.get(key) ?? 0) + 1);
     } else {
       this.#small.push(item);
+      if (kind !== Kind.STREAM_DATA) this.#urgent++;
     }
     this.#schedule();
   }
@@ -188,7 +197,14 @@ export class SendQueue {
     this.#bulkKeys.clear();
     this.#records = [];
     this.#queuedBytes = 0;
+    this.#urgent = 0;
     this.#watch.clear();
+    if (this.#hop !== undefined) {
+      this.#hop.port1.close();
+      this.#hop.port2.close();
+      this.#hopWake?.();
+      this.#hopWake = undefined;
+    }
     this.#wakeIdle();
   }
 
@@ -214,6 +230,15 @@ export class SendQueue {
     try {
       while (!this.#failed && !this.#isEmpty()) {
         if (this.#sealer.needsKeyUpdate) await this.#write(await this.#sealer.sealKeyUpdate());
+        if (
+          this.#urgent === 0 && this.#bulk.length === 0 && this.#records.length === 0 &&
+          this.#queuedBytes < STREAM_GATHER_BYTES
+        ) {
+          // Only stream chunks, and few: a producer is likely still yielding them. One
+          // macrotask lets the burst join this record instead of leaving one record per chunk.
+          await this.#gather();
+          if (this.#failed) break;
+        }
         const plaintext = this.#nextPlaintext();
         if (plaintext !== undefined) {
           await this.#write(await this.#sealer.seal(FrameType.MESSAGES, plaintext));
@@ -231,6 +256,22 @@ export class SendQueue {
       if (this.#isEmpty() || this.#failed) this.#wakeIdle();
       else this.#schedule();
     }
+  }
+
+  #gather(): Promise<void> {
+    if (this.#hop === undefined) {
+      this.#hop = new MessageChannel();
+      this.#hop.port1.onmessage = () => {
+        const wake = this.#hopWake;
+        this.#hopWake = undefined;
+        wake?.();
+      };
+    }
+    const hop = this.#hop;
+    return new Promise((resolve) => {
+      this.#hopWake = resolve;
+      hop.port2.postMessage(0);
+    });
   }
 
   /** One write under the stall deadline: a stalled write closes the channel, which ends it. */
@@ -277,6 +318,7 @@ export class SendQueue {
     let offset = 0;
     for (let i = this.#smallHead; i < end; i++) {
       const m = this.#small[i];
+      if (m.kind !== Kind.STREAM_DATA) this.#urgent--;
       writeMessageHeader(out, offset, m.kind, m.flags, m.id, m.length);
       if (m.text === undefined) out.set(m.payload, offset + MESSAGE_HEADER_SIZE);
       else writeAscii(m.text, out, offset + MESSAGE_HEADER_SIZE);
