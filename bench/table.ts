@@ -6,6 +6,7 @@
  * @module
  */
 
+import { STREAM_WINDOW } from "./scenarios/stream.ts";
 import type { Options } from "./options.ts";
 import { fmtSummary, type Results, type Side, type Summary } from "./results.ts";
 
@@ -167,7 +168,7 @@ function rowsFor(o: Options): Row[] {
   if (has("stream")) {
     for (const t of socketTransports) {
       rows.push({
-        label: "stream: 64 B items, window 256, msgs/s",
+        label: `stream: 64 B items, default window (${STREAM_WINDOW}), msgs/s`,
         transport: t,
         rpc: ref("stream", t, "rpc", "msgs_s"),
         cols: t === "tcp" ? { grpc: ref("stream", "tcp", "grpc", "msgs_s") } : {},

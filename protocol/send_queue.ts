@@ -52,7 +52,7 @@ function writeAscii(text: string, out: Uint8Array, offset: number): void {
 }
 
 /** Below this many queued bytes of stream chunks (and nothing else), a record waits one hop. */
-const STREAM_GATHER_BYTES = 16 * 1024;
+const STREAM_GATHER_BYTES = 64 * 1024;
 
 /** Key for events (id 0 but ordered among themselves). */
 const EVENT_KEY = -1;
