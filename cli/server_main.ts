@@ -12,7 +12,7 @@ import { loadSecret } from "../env/secret_source.ts";
 import { createLogger, type LogLevel } from "../protocol/logger.ts";
 import type { Methods } from "../protocol/methods.ts";
 import { parseArgs, UsageError } from "./args.ts";
-import { type ChatPeer, createChatRoom } from "./chat_room.ts";
+import { type ChatServer, createChatRoom } from "./chat_room.ts";
 import { demoServices, presenceEvents, type PresencePeer } from "./demo_services.ts";
 import { type MetricsEndpoint, parseHostPort, serveMetrics } from "./metrics_endpoint.ts";
 import { describeError, EXIT_CONNECT_FAILED, reportArgsFailure } from "./output.ts";
@@ -71,18 +71,14 @@ export type ServeFunction = (options: {
   logger: LogLevel;
   onConnect?: (peer: PresencePeer) => void;
   onDisconnect?: (peer: PresencePeer, reason: Error | undefined) => void;
-}) => Promise<{
-  readonly addresses: readonly string[];
-  readonly peers: readonly unknown[];
-  on(name: string, listener: (peer: ChatPeer, data: unknown) => void): () => void;
-  broadcast(
-    name: string,
-    data?: unknown,
-    options?: { exclude?: string; filter?: (peer: ChatPeer) => boolean },
-  ): number;
-  close(): Promise<void>;
-  metricsText?(): string;
-}>;
+}) => Promise<
+  ChatServer & {
+    readonly addresses: readonly string[];
+    readonly peers: readonly unknown[];
+    close(): Promise<void>;
+    metricsText?(): string;
+  }
+>;
 
 const LEVELS = ["debug", "info", "warn", "error", "silent"];
 

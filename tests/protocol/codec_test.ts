@@ -7,6 +7,7 @@ import {
 } from "@std/assert";
 import { decodeValue, encodeValue, maxJsonDepth } from "../../protocol/codec.ts";
 import { ProtocolError } from "../../protocol/errors.ts";
+import { bytesOf } from "../_bytes.ts";
 
 const utf8 = new TextEncoder();
 
@@ -18,16 +19,6 @@ function roundTrip(value: unknown): { value: unknown; binary: boolean } {
 function assertProtocolError(fn: () => unknown, code: string, message?: string): void {
   const err = assertThrows(fn, ProtocolError, message);
   assertEquals(err.code, code);
-}
-
-function bytesOf(n: number, seed = 7): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
 }
 
 /** Builds a binary payload by hand: json, then the attachments. */

@@ -12,19 +12,9 @@ import {
   shouldCompress,
 } from "../../protocol/compression.ts";
 import { InvalidParamsError, ResourceExhaustedError } from "../../protocol/errors.ts";
+import { bytesOf } from "../_bytes.ts";
 
 const MiB = 1 << 20;
-
-/** Incompressible bytes from a fixed-seed LCG. */
-function bytesOf(n: number, seed = 7): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
 
 /** Repeated JSON text of at least `n` bytes. */
 function jsonOf(n: number): Uint8Array {
