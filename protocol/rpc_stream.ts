@@ -206,11 +206,6 @@ export class RpcChannel<In = unknown, Out = unknown, R = unknown> extends RpcStr
     if (!this.done) this.#sendLink.end!();
   }
 
-  /** @internal the credit this channel spends */
-  get credit(): SendCredit {
-    return this.#credit;
-  }
-
   protected override ended(err?: unknown): void {
     this.#credit.fail(
       new CancelledError(`The call '${this.method}' has ended: nothing more can be sent`, {
