@@ -25,7 +25,7 @@
 import { Admission, type AdmissionOptions } from "./protocol/admission.ts";
 import { AlertCode, escapeForLog } from "./protocol/alerts.ts";
 import { RpcError } from "./protocol/errors.ts";
-import { DEFAULT_READ_BUFFER, FrameReader } from "./protocol/frame_reader.ts";
+import { FrameReader } from "./protocol/frame_reader.ts";
 import { encodeAlertFrame, PREAUTH_BUFFER, serverHandshake } from "./protocol/handshake.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME } from "./protocol/limits.ts";
 import { createLogger, type Logger, type LogLevel } from "./protocol/logger.ts";
@@ -393,7 +393,7 @@ export class Server implements AsyncDisposable {
       conn.close();
       return;
     }
-    reader.resize(DEFAULT_READ_BUFFER);
+    reader.resize(); // adaptive from now on: small while idle, larger under load
     // The handler context exposes the Peer, which itself wraps the session: fill it in below.
     const holder: { peer?: Peer } = {};
     const session = new Session({

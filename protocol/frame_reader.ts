@@ -1,6 +1,8 @@
 /**
- * Reads whole frames from a {@link ByteChannel} into a small buffer that grows only for large
- * records and shrinks back afterwards (idle connections stay cheap).
+ * Reads whole frames from a {@link ByteChannel} into a buffer sized by the traffic: it starts
+ * small (an idle connection holds {@link MIN_READ_BUFFER} bytes), doubles while reads fill it,
+ * shrinks to twice a read that did not, and large records get a buffer of their own that is
+ * dropped once they are consumed.
  *
  * @module
  */
@@ -9,27 +11,33 @@ import type { ByteChannel } from "./channel.ts";
 import { ProtocolError } from "./errors.ts";
 import { describeForeignBytes, HEADER_SIZE } from "./frame.ts";
 
-/** Size of the steady read buffer. Larger records get a buffer of their own. */
-export const DEFAULT_READ_BUFFER = 4 * 1024;
+/** Smallest adaptive read buffer: what an idle connection holds while it waits. */
+export const MIN_READ_BUFFER = 512;
+/** Largest steady read buffer under load. Larger records get a buffer of their own. */
+export const MAX_READ_BUFFER = 64 * 1024;
 
 /** Reads exact byte counts from a channel, buffering what arrives early. */
 export class FrameReader {
   #channel: ByteChannel;
   #buf: Uint8Array;
-  #steady: number;
+  /** The buffer size wanted now (the steady size). */
+  #size: number;
+  #adaptive: boolean;
   #start = 0;
   #end = 0;
   #eof = false;
 
   /**
    * @param channel the byte pipe
-   * @param bufferSize steady buffer size; before authentication the server uses exactly one
-   *   M2 frame (140 bytes) so that nothing beyond it is read
+   * @param bufferSize a fixed buffer size; without it the size adapts to the traffic. Before
+   *   authentication the server uses exactly one M2 frame (140 bytes) so that nothing beyond
+   *   it is read.
    */
-  constructor(channel: ByteChannel, bufferSize = DEFAULT_READ_BUFFER) {
+  constructor(channel: ByteChannel, bufferSize?: number) {
     this.#channel = channel;
-    this.#steady = bufferSize;
-    this.#buf = new Uint8Array(bufferSize);
+    this.#adaptive = bufferSize === undefined;
+    this.#size = bufferSize ?? MIN_READ_BUFFER;
+    this.#buf = new Uint8Array(this.#size);
   }
 
   /** Bytes already buffered and not yet consumed. */
@@ -37,16 +45,19 @@ export class FrameReader {
     return this.#end - this.#start;
   }
 
-  /** Switches to a new steady buffer size (after authentication). Keeps buffered bytes. */
-  resize(bufferSize: number): void {
-    this.#steady = bufferSize;
-    if (this.#buf.length !== bufferSize && bufferSize >= this.buffered) {
-      const next = new Uint8Array(bufferSize);
-      next.set(this.#buf.subarray(this.#start, this.#end));
-      this.#end -= this.#start;
-      this.#start = 0;
-      this.#buf = next;
-    }
+  /** The size of the buffer held now (what an idle connection costs). */
+  get bufferSize(): number {
+    return this.#buf.length;
+  }
+
+  /**
+   * Switches to a fixed buffer size, or to an adaptive one without an argument (the server
+   * does that after authentication). Keeps buffered bytes.
+   */
+  resize(bufferSize?: number): void {
+    this.#adaptive = bufferSize === undefined;
+    this.#size = bufferSize ?? MIN_READ_BUFFER;
+    if (this.#buf.length !== this.#size && this.#size >= this.buffered) this.#reallocate(0);
   }
 
   /**
@@ -56,15 +67,17 @@ export class FrameReader {
    */
   async read(n: number): Promise<Uint8Array | null> {
     if (this.#end - this.#start >= n) return this.#take(n);
-    if (n > this.#buf.length - this.#start) this.#makeRoom(n);
+    if (n > this.#buf.length - this.#start || this.#buf.length < this.#size) this.#makeRoom(n);
     while (this.#end - this.#start < n) {
       if (this.#eof) break;
+      const room = this.#buf.length - this.#end;
       const got = await this.#channel.read(this.#buf.subarray(this.#end));
       if (got === null) {
         this.#eof = true;
         break;
       }
       this.#end += got;
+      if (this.#adaptive) this.#adapt(got, room);
     }
     if (this.#end - this.#start >= n) return this.#take(n);
     if (this.#end === this.#start) return null;
@@ -83,28 +96,49 @@ export class FrameReader {
     return this.read(HEADER_SIZE);
   }
 
+  /**
+   * A read that filled the room doubles the buffer; one that did not (the socket had no more)
+   * shrinks it to twice what it got, so a connection that falls idle holds little.
+   */
+  #adapt(got: number, room: number): void {
+    if (got === room) {
+      if (this.#size < MAX_READ_BUFFER) this.#size *= 2;
+      return;
+    }
+    let want = MIN_READ_BUFFER;
+    while (want < got * 2 && want < this.#size) want *= 2;
+    this.#size = want;
+  }
+
   #take(n: number): Uint8Array {
     const view = this.#buf.subarray(this.#start, this.#start + n);
     this.#start += n;
     if (this.#start === this.#end) {
       this.#start = this.#end = 0;
-      // A buffer grown for one large record goes back to the steady size once drained
+      // A buffer grown for a large record or a burst goes back to the steady size once drained
       // (the view handed out keeps the old one alive as long as the caller needs it).
-      if (this.#buf.length > this.#steady) this.#buf = new Uint8Array(this.#steady);
+      if (this.#buf.length > this.#size) this.#buf = new Uint8Array(this.#size);
     }
     return view;
   }
 
   #makeRoom(n: number): void {
-    const have = this.#end - this.#start;
-    if (n > this.#buf.length) {
-      const next = new Uint8Array(Math.max(n, this.#steady));
-      next.set(this.#buf.subarray(this.#start, this.#end));
-      this.#buf = next;
-    } else {
-      this.#buf.copyWithin(0, this.#start, this.#end);
+    if (n > this.#buf.length || this.#buf.length < this.#size) {
+      this.#reallocate(n);
+      return;
     }
+    const have = this.#end - this.#start;
+    this.#buf.copyWithin(0, this.#start, this.#end);
     this.#start = 0;
     this.#end = have;
+  }
+
+  /** Moves the buffered bytes to a new buffer of the steady size (or `n`, if larger). */
+  #reallocate(n: number): void {
+    const next = new Uint8Array(Math.max(n, this.#size));
+    next.set(this.#buf.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    this.#buf = next;
   }
 }
