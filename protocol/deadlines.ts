@@ -17,7 +17,8 @@ interface Entry {
 
 /** A set of keyed deadlines served by a single timer. */
 export class Deadlines<K> {
-  #entries = new Map<K, Entry>();
+  /** Made on the first deadline (most sessions never set one). */
+  #entries: Map<K, Entry> | undefined;
   #timer: Timer | undefined;
   #timerAt = Infinity;
   #now: () => number;
@@ -29,24 +30,24 @@ export class Deadlines<K> {
 
   /** Entries not yet fired or removed. */
   get size(): number {
-    return this.#entries.size;
+    return this.#entries?.size ?? 0;
   }
 
   /** Calls `fire` once, `ms` from now, unless {@link delete}d first. Replaces an entry with the same key. */
   add(key: K, ms: number, fire: () => void): void {
     const at = this.#now() + ms;
-    this.#entries.set(key, { at, fire });
+    (this.#entries ??= new Map()).set(key, { at, fire });
     if (at < this.#timerAt) this.#arm(at);
   }
 
   /** Removes a deadline; true when it was there. */
   delete(key: K): boolean {
-    return this.#entries.delete(key);
+    return this.#entries?.delete(key) ?? false;
   }
 
   /** Removes every deadline and the timer. */
   clear(): void {
-    this.#entries.clear();
+    this.#entries = undefined;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
@@ -64,9 +65,11 @@ export class Deadlines<K> {
     const now = this.#now();
     const due: Entry[] = [];
     let next = Infinity;
-    for (const [key, entry] of this.#entries) {
+    const entries = this.#entries;
+    if (entries === undefined) return;
+    for (const [key, entry] of entries) {
       if (entry.at <= now) {
-        this.#entries.delete(key);
+        entries.delete(key);
         due.push(entry);
       } else if (entry.at < next) next = entry.at;
     }

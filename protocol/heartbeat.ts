@@ -1,7 +1,8 @@
 /**
  * Liveness of one session (PROTOCOL.md §11, M.4): PINGs this side sends and the PONGs that
  * answer them, the heartbeat that presumes a silent peer dead, and the rate limit on the
- * peer's PINGs. One interval timer per session.
+ * peer's PINGs. The heartbeats of every session share one interval timer per tick period
+ * (idle connections cost no timer of their own).
  *
  * @module
  */
@@ -30,15 +31,47 @@ export interface HeartbeatLimits {
   maxPingsPerSecond: number;
 }
 
+/** The heartbeats ticking at one period, and the interval timer they share. */
+interface Clock {
+  timer: Timer;
+  members: Set<Heartbeat>;
+}
+
+/** Shared clocks by tick period (ms). */
+const clocks = new Map<number, Clock>();
+
+function joinClock(period: number, heartbeat: Heartbeat): void {
+  let clock = clocks.get(period);
+  if (clock === undefined) {
+    const members = new Set<Heartbeat>();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      for (const member of members) member.tick(now);
+    }, period);
+    clocks.set(period, clock = { timer, members });
+  }
+  clock.members.add(heartbeat);
+}
+
+function leaveClock(period: number, heartbeat: Heartbeat): void {
+  const clock = clocks.get(period);
+  if (clock?.members.delete(heartbeat) && clock.members.size === 0) {
+    clearInterval(clock.timer);
+    clocks.delete(period);
+  }
+}
+
 /** PING/PONG and the heartbeat of one session. */
 export class Heartbeat {
   #host: HeartbeatHost;
   #limits: HeartbeatLimits;
-  #pings = new Map<string, (err?: Error) => void>();
-  #window = { start: 0, count: 0 };
+  #pings: Map<string, (err?: Error) => void> | undefined;
+  #windowStart = 0;
+  #windowCount = 0;
   #lastInbound = Date.now();
   #lastPingSent = 0;
-  #timer: Timer | undefined;
+  /** The shared clock's period, or 0 without a heartbeat (or once stopped). */
+  #period = 0;
 
   /**
    * Starts the heartbeat: a PING after `interval` ms of inbound silence; after `misses`
@@ -51,13 +84,18 @@ export class Heartbeat {
     this.#limits = limits;
     const interval = limits.heartbeatInterval;
     if (!(interval > 0)) return;
-    const deadAfter = interval * limits.heartbeatMisses;
-    this.#timer = setInterval(() => {
-      const now = Date.now();
-      if (host.paused()) this.#lastInbound = now;
+    this.#period = Math.max(10, Math.min(interval / 4, 1000));
+    joinClock(this.#period, this);
+  }
+
+  /** One tick of the shared clock (not for callers: the clock calls it). */
+  tick(now: number): void {
+    try {
+      const interval = this.#limits.heartbeatInterval;
+      if (this.#host.paused()) this.#lastInbound = now;
       const idle = now - this.#lastInbound;
-      if (idle >= deadAfter) {
-        host.dead(
+      if (idle >= interval * this.#limits.heartbeatMisses) {
+        this.#host.dead(
           new ProtocolError(
             "PEER_TIMEOUT",
             `The peer sent nothing for ${idle} ms: connection presumed dead`,
@@ -65,9 +103,11 @@ export class Heartbeat {
         );
       } else if (idle >= interval && now - this.#lastPingSent >= interval) {
         this.#lastPingSent = now;
-        host.send(Kind.PING, crypto.getRandomValues(new Uint8Array(8)));
+        this.#host.send(Kind.PING, crypto.getRandomValues(new Uint8Array(8)));
       }
-    }, Math.max(10, Math.min(interval / 4, 1000)));
+    } catch {
+      // A closing session may refuse the PING; the other sessions on this clock tick on.
+    }
   }
 
   /** Something arrived from the peer. */
@@ -81,11 +121,12 @@ export class Heartbeat {
     const key = token.join(",");
     const started = performance.now();
     return new Promise((resolve, reject) => {
+      const pings = this.#pings ??= new Map<string, (err?: Error) => void>();
       const timer = setTimeout(() => {
-        this.#pings.delete(key);
+        pings.delete(key);
         reject(new ProtocolError("PEER_TIMEOUT", "No PONG within the timeout"));
       }, timeout);
-      this.#pings.set(key, (err) => {
+      pings.set(key, (err) => {
         clearTimeout(timer);
         if (err) reject(err);
         else resolve(performance.now() - started);
@@ -97,8 +138,11 @@ export class Heartbeat {
   /** The peer's PING: answered with a PONG. Throws `RATE_LIMITED` past the rate limit. */
   onPing(payload: Uint8Array): void {
     const now = Date.now();
-    if (now - this.#window.start >= 1000) this.#window = { start: now, count: 0 };
-    if (++this.#window.count > this.#limits.maxPingsPerSecond) {
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#windowCount = 0;
+    }
+    if (++this.#windowCount > this.#limits.maxPingsPerSecond) {
       throw new ProtocolError("RATE_LIMITED", "Too many PINGs from the peer");
     }
     this.#host.send(Kind.PONG, payload.slice());
@@ -107,16 +151,17 @@ export class Heartbeat {
   /** A PONG: settles the PING it answers (unknown ones are ignored). */
   onPong(payload: Uint8Array): void {
     const key = payload.join(",");
-    this.#pings.get(key)?.();
-    this.#pings.delete(key);
+    this.#pings?.get(key)?.();
+    this.#pings?.delete(key);
   }
 
   /** The session closed: the timer stops and pending PINGs fail. */
   stop(message: string, sessionId: string): void {
-    clearInterval(this.#timer);
-    for (const settle of this.#pings.values()) {
+    if (this.#period) leaveClock(this.#period, this);
+    this.#period = 0;
+    for (const settle of this.#pings?.values() ?? []) {
       settle(new ConnectionClosedError(`Ping failed: ${message}`, { sessionId }));
     }
-    this.#pings.clear();
+    this.#pings = undefined;
   }
 }

@@ -83,7 +83,8 @@ export class OutgoingCalls {
   #settings: OutgoingSettings;
   #nextId: number;
   #pending: PendingCalls;
-  #streams = new Map<number, OpenStream>();
+  /** Open streams and channels (made for the first one). */
+  #streams: Map<number, OpenStream> | undefined;
   #closed = false;
 
   /** @param host the session's side of things @param settings ids, timeouts, limits */
@@ -104,12 +105,12 @@ export class OutgoingCalls {
 
   /** Streams and channels open now (caller side). */
   get streams(): number {
-    return this.#streams.size;
+    return this.#streams?.size ?? 0;
   }
 
   /** True while a stream or channel this side opened with this id is open. */
   hasStream(id: number): boolean {
-    return this.#streams.has(id);
+    return this.#streams?.has(id) ?? false;
   }
 
   /** Calls `method` on the peer and resolves with its result. */
@@ -199,13 +200,13 @@ export class OutgoingCalls {
       } catch (err) {
         return Promise.reject(err);
       }
-      this.#streams.set(id, { buffer, credit, shape: shape.resolve });
+      (this.#streams ??= new Map()).set(id, { buffer, credit, shape: shape.resolve });
       const result = this.#pending.add(id, method, {
         timeoutMs: options.timeout ?? 0,
         signal: options.signal,
       });
       const forget = () => {
-        this.#streams.delete(id);
+        this.#streams?.delete(id);
         shape.resolve(false);
       };
       result.then(forget, forget);
@@ -292,7 +293,7 @@ export class OutgoingCalls {
   }
 
   #started(id: number): void {
-    const stream = this.#streams.get(id);
+    const stream = this.#streams?.get(id);
     if (stream?.shape === undefined) return;
     stream.shape(true);
     stream.shape = undefined;
@@ -306,7 +307,7 @@ export class OutgoingCalls {
 
   /** A STREAM_DATA chunk of a stream this side opened (late chunks are dropped). */
   chunk(id: number, value: unknown): void {
-    const stream = this.#streams.get(id);
+    const stream = this.#streams?.get(id);
     if (stream === undefined) return;
     if (stream.shape !== undefined) this.#started(id);
     stream.buffer.push(value);
@@ -314,7 +315,7 @@ export class OutgoingCalls {
 
   /** A CREDIT for a channel this side opened. */
   credit(id: number, n: number): void {
-    const stream = this.#streams.get(id);
+    const stream = this.#streams?.get(id);
     if (stream === undefined) return;
     if (stream.credit === undefined) {
       throw new ProtocolError("PROTOCOL_ERROR", `CREDIT for stream ${id}, which has no input`);

@@ -28,7 +28,8 @@ interface Partial {
 
 /** Collects the pieces of messages, per kind and id. */
 export class Reassembler {
-  #partial = new Map<number, Partial>();
+  /** Made for the first piece (most sessions never split a message). */
+  #partial: Map<number, Partial> | undefined;
   #held = 0;
   #maxMessage: number;
   #maxHeld: number;
@@ -54,7 +55,7 @@ export class Reassembler {
   add(m: Message): Assembled {
     const more = (m.flags & Flag.MORE) !== 0;
     const key = m.kind * 0x1_0000_0000 + m.id;
-    const p = this.#partial.get(key);
+    const p = this.#partial?.get(key);
     if (p === undefined && !more) {
       if (m.payload.length > this.#maxMessage) {
         return { state: "too-large", size: m.payload.length };
@@ -62,9 +63,9 @@ export class Reassembler {
       return { state: "complete", payload: m.payload, flags: m.flags };
     }
     const entry = p ?? { chunks: [], size: 0, dropping: false };
-    if (p === undefined) this.#partial.set(key, entry);
+    if (p === undefined) (this.#partial ??= new Map()).set(key, entry);
     if (entry.dropping) {
-      if (!more) this.#partial.delete(key);
+      if (!more) this.#partial?.delete(key);
       return { state: "dropped" };
     }
     entry.size += m.payload.length;
@@ -72,7 +73,7 @@ export class Reassembler {
       this.#held -= entry.size - m.payload.length;
       entry.chunks = [];
       entry.dropping = more;
-      if (!more) this.#partial.delete(key);
+      if (!more) this.#partial?.delete(key);
       return { state: "too-large", size: entry.size };
     }
     this.#held += m.payload.length;
@@ -85,7 +86,7 @@ export class Reassembler {
     // Pieces are views into their record's plaintext; keep them until the message completes.
     entry.chunks.push(m.payload);
     if (more) return { state: "partial" };
-    this.#partial.delete(key);
+    this.#partial?.delete(key);
     this.#held -= entry.size;
     const payload = new Uint8Array(entry.size);
     let offset = 0;
@@ -98,7 +99,7 @@ export class Reassembler {
 
   /** Forgets every partial message (connection closed). */
   clear(): void {
-    this.#partial.clear();
+    this.#partial = undefined;
     this.#held = 0;
   }
 }

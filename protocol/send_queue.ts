@@ -80,7 +80,8 @@ export class SendQueue {
   #small: Outgoing[] = [];
   #smallHead = 0;
   #bulk: Outgoing[] = [];
-  #bulkKeys = new Map<number, number>();
+  /** Bulk pieces queued per key (made for the first bulk message). */
+  #bulkKeys: Map<number, number> | undefined;
   #records: { type: number; plaintext: Uint8Array }[] = [];
   #queuedBytes = 0;
   #running = false;
@@ -145,7 +146,7 @@ export class SendQueue {
     const key = orderKey(kind, id);
     if (
       MESSAGE_HEADER_SIZE + text.length > this.#maxPlain ||
-      (key !== undefined && this.#bulkKeys.has(key))
+      (key !== undefined && this.#bulkKeys?.has(key) === true)
     ) {
       this.#enqueue(kind, flags, id, textEncoder.encode(text), undefined, text.length);
     } else this.#enqueue(kind, flags, id, EMPTY, text, text.length);
@@ -163,10 +164,13 @@ export class SendQueue {
     const key = orderKey(kind, id);
     const item: Outgoing = { kind, flags, id, payload, text, length, sent: 0, key };
     this.#queuedBytes += length;
-    const behindBulk = key !== undefined && this.#bulkKeys.has(key);
+    const behindBulk = key !== undefined && this.#bulkKeys?.has(key) === true;
     if (behindBulk || MESSAGE_HEADER_SIZE + length > this.#maxPlain) {
       this.#bulk.push(item);
-      if (key !== undefined) this.#bulkKeys.set(key, (this.#bulkKeys.get(key) ?? 0) + 1);
+      if (key !== undefined) {
+        const keys = this.#bulkKeys ??= new Map();
+        keys.set(key, (keys.get(key) ?? 0) + 1);
+      }
     } else {
       this.#small.push(item);
       if (kind !== Kind.STREAM_DATA) this.#urgent++;
@@ -194,7 +198,7 @@ export class SendQueue {
     this.#small = [];
     this.#smallHead = 0;
     this.#bulk = [];
-    this.#bulkKeys.clear();
+    this.#bulkKeys = undefined;
     this.#records = [];
     this.#queuedBytes = 0;
     this.#urgent = 0;
@@ -348,8 +352,10 @@ export class SendQueue {
   #finishBulk(): void {
     const done = this.#bulk.shift()!;
     if (done.key === undefined) return;
-    const count = (this.#bulkKeys.get(done.key) ?? 1) - 1;
-    if (count === 0) this.#bulkKeys.delete(done.key);
-    else this.#bulkKeys.set(done.key, count);
+    const keys = this.#bulkKeys;
+    if (keys === undefined) return;
+    const count = (keys.get(done.key) ?? 1) - 1;
+    if (count === 0) keys.delete(done.key);
+    else keys.set(done.key, count);
   }
 }
