@@ -37,7 +37,7 @@ export function chachaKey(key: Uint8Array, iv: Uint8Array): ChaChaKey {
 }
 
 /** Derives the ChaCha20-Poly1305 key and IV of a direction from its AES-256-GCM key. */
-export async function deriveChaChaKey(aesKey: Uint8Array): Promise<ChaChaKey> {
-  const okm = await hkdf(aesKey, new Uint8Array(0), "trust-rpc/1 chacha20-poly1305", 44);
+export function deriveChaChaKey(aesKey: Uint8Array): ChaChaKey {
+  const okm = hkdf(aesKey, new Uint8Array(0), "trust-rpc/1 chacha20-poly1305", 44);
   return chachaKey(okm.slice(0, 32), okm.slice(32, 44));
 }

@@ -24,6 +24,8 @@ export const FrameType = {
   /** MESSAGES sealed with ChaCha20-Poly1305 (small records, when negotiated). */
   MESSAGES_CHACHA: 0x11,
   KEY_UPDATE: 0x30,
+  /** ALERT sealed with ChaCha20-Poly1305 (when negotiated; alerts are small by construction). */
+  ALERT_CHACHA: 0x7E,
   ALERT: 0x7F,
 } as const;
 

@@ -274,9 +274,9 @@ export async function clientHandshake(
         flags: chacha ? FLAG_CHACHA : 0,
         maxFrame: options.maxFrame,
       });
-      const th = await transcriptHash(transport, m1, m2);
-      const keys = await deriveSessionKeys(options.psk, dh, th);
-      const proof = await signClientProof(keys.cpk, th);
+      const th = transcriptHash(transport, m1, m2);
+      const keys = deriveSessionKeys(options.psk, dh, th);
+      const proof = signClientProof(keys.cpk, th);
       setClientProof(m2, proof);
       await channel.write(m2);
       phase = "m3";
@@ -287,7 +287,7 @@ export async function clientHandshake(
         32,
         "The server closed the connection during the handshake",
       );
-      if (!await verifyServerProof(keys.spk, th, proof, m3.subarray(HEADER_SIZE))) {
+      if (!verifyServerProof(keys.spk, th, proof, m3.subarray(HEADER_SIZE))) {
         throw new AuthenticationError(
           "SERVER_AUTH_FAILED",
           "The server did not prove knowledge of TRUST_ID: an impostor or a man in the middle",
@@ -402,9 +402,9 @@ async function answerClientAuth(
   let th: Uint8Array = new Uint8Array(0);
   try {
     const dh = await sharedSecret(eph.privateKey, auth.clientShare);
-    th = await transcriptHash(options.transport, m1, m2);
-    keys = await deriveSessionKeys(options.psk, dh, th);
-    ok = await verifyClientProof(keys.cpk, th, auth.proof);
+    th = transcriptHash(options.transport, m1, m2);
+    keys = deriveSessionKeys(options.psk, dh, th);
+    ok = verifyClientProof(keys.cpk, th, auth.proof);
   } catch (err) {
     // An invalid share is answered like a bad proof; anything else is unexpected.
     if (!(err instanceof ProtocolError && err.code === "BAD_SHARE")) {
@@ -419,7 +419,7 @@ async function answerClientAuth(
     await sendAlert(channel, AlertCode.AUTH_FAILED, "authentication failed", 2);
     throw new AuthenticationError("AUTH_FAILED", "The client's proof did not verify");
   }
-  await channel.write(encodeServerAuth(await signServerProof(keys.spk, th, auth.proof)));
+  await channel.write(encodeServerAuth(signServerProof(keys.spk, th, auth.proof)));
   return {
     sessionId,
     sessionIdHex: toHex(sessionId),

@@ -8,6 +8,7 @@
 import { bufferSource as bs, bytesEqual, concatBytes, utf8 } from "./bytes.ts";
 import { ProtocolError } from "./errors.ts";
 import { hkdf } from "./hkdf.ts";
+import { hmacSha256, sha256Concat, timingSafeEqual } from "./sha256.ts";
 import { encodeHeader, FrameType, HEADER_SIZE } from "./frame.ts";
 import { MAX_FRAME_HARD_CAP, MIN_FRAME } from "./limits.ts";
 
@@ -179,23 +180,22 @@ export interface SessionKeys {
 }
 
 /** SHA-256(context ‖ M1 ‖ M2 without its proof). */
-export async function transcriptHash(
+export function transcriptHash(
   transport: TransportLabel,
   m1: Uint8Array,
   m2: Uint8Array,
-): Promise<Uint8Array> {
+): Uint8Array {
   const context = utf8(`trust-rpc/1\0${transport}\0`);
-  const data = concatBytes(context, m1.subarray(0, M1_SIZE), m2.subarray(0, M2_SIZE - 32));
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bs(data)));
+  return sha256Concat([context, m1.subarray(0, M1_SIZE), m2.subarray(0, M2_SIZE - 32)]);
 }
 
 /** HKDF-SHA256(psk ‖ dh, salt = TH, info = "trust-rpc/1 keys", 152 bytes), sliced. */
-export async function deriveSessionKeys(
+export function deriveSessionKeys(
   psk: Uint8Array,
   dh: Uint8Array,
   th: Uint8Array,
-): Promise<SessionKeys> {
-  const okm = await hkdf(concatBytes(psk, dh), th, "trust-rpc/1 keys", 152);
+): SessionKeys {
+  const okm = hkdf(concatBytes(psk, dh), th, "trust-rpc/1 keys", 152);
   return {
     cpk: okm.slice(0, 32),
     spk: okm.slice(32, 64),
@@ -206,53 +206,36 @@ export async function deriveSessionKeys(
   };
 }
 
-function hmacKey(raw: Uint8Array, usage: "sign" | "verify"): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", bs(raw), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
-}
-
-function clientFinished(th: Uint8Array): Uint8Array {
-  return concatBytes(utf8("trust-rpc/1 client finished"), th);
-}
-
-function serverFinished(th: Uint8Array, clientProof: Uint8Array): Uint8Array {
-  return concatBytes(utf8("trust-rpc/1 server finished"), th, clientProof);
-}
+const CLIENT_FINISHED = utf8("trust-rpc/1 client finished");
+const SERVER_FINISHED = utf8("trust-rpc/1 server finished");
 
 /** HMAC-SHA256(cpk, "trust-rpc/1 client finished" ‖ TH). */
-export async function signClientProof(cpk: Uint8Array, th: Uint8Array): Promise<Uint8Array> {
-  const key = await hmacKey(cpk, "sign");
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, bs(clientFinished(th))));
+export function signClientProof(cpk: Uint8Array, th: Uint8Array): Uint8Array {
+  return hmacSha256(cpk, CLIENT_FINISHED, th);
 }
 
 /** Constant-time check of a client proof. */
-export async function verifyClientProof(
-  cpk: Uint8Array,
-  th: Uint8Array,
-  proof: Uint8Array,
-): Promise<boolean> {
-  const key = await hmacKey(cpk, "verify");
-  return crypto.subtle.verify("HMAC", key, bs(proof), bs(clientFinished(th)));
+export function verifyClientProof(cpk: Uint8Array, th: Uint8Array, proof: Uint8Array): boolean {
+  return timingSafeEqual(signClientProof(cpk, th), proof);
 }
 
 /** HMAC-SHA256(spk, "trust-rpc/1 server finished" ‖ TH ‖ client_proof). */
-export async function signServerProof(
+export function signServerProof(
   spk: Uint8Array,
   th: Uint8Array,
   clientProof: Uint8Array,
-): Promise<Uint8Array> {
-  const key = await hmacKey(spk, "sign");
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, bs(serverFinished(th, clientProof))));
+): Uint8Array {
+  return hmacSha256(spk, SERVER_FINISHED, th, clientProof);
 }
 
 /** Constant-time check of a server proof. */
-export async function verifyServerProof(
+export function verifyServerProof(
   spk: Uint8Array,
   th: Uint8Array,
   clientProof: Uint8Array,
   proof: Uint8Array,
-): Promise<boolean> {
-  const key = await hmacKey(spk, "verify");
-  return crypto.subtle.verify("HMAC", key, bs(proof), bs(serverFinished(th, clientProof)));
+): boolean {
+  return timingSafeEqual(signServerProof(spk, th, clientProof), proof);
 }
 
 /** An ephemeral X25519 key pair with its raw public share. */

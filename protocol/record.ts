@@ -54,8 +54,8 @@ function importAesKey(raw: Uint8Array, usage: "encrypt" | "decrypt"): Promise<Cr
 }
 
 /** `new_key ‖ new_iv = HKDF-SHA256(IKM = old_key, salt = ∅, info = "trust-rpc/1 key update", 44)`. */
-export async function nextKey(rawKey: Uint8Array): Promise<{ key: Uint8Array; iv: Uint8Array }> {
-  const okm = await hkdf(rawKey, new Uint8Array(0), "trust-rpc/1 key update", 44);
+export function nextKey(rawKey: Uint8Array): { key: Uint8Array; iv: Uint8Array } {
+  const okm = hkdf(rawKey, new Uint8Array(0), "trust-rpc/1 key update", 44);
   return { key: okm.slice(0, 32), iv: okm.slice(32, 44) };
 }
 
@@ -63,9 +63,10 @@ export async function nextKey(rawKey: Uint8Array): Promise<{ key: Uint8Array; iv
 class Direction {
   protected rawKey: Uint8Array;
   protected iv: Uint8Array;
-  protected key: Promise<CryptoKey>;
+  /** The AES-GCM key, imported on first use (small records may never need it). */
+  #key: Promise<CryptoKey> | undefined;
   /** The ChaCha20-Poly1305 key for small records, when negotiated. */
-  protected chacha: Promise<ChaChaKey> | undefined;
+  protected chacha: ChaChaKey | undefined;
   protected usage: "encrypt" | "decrypt";
   /** Next sequence number. */
   seq = 0;
@@ -81,14 +82,21 @@ class Direction {
     this.rawKey = rawKey;
     this.iv = iv;
     this.usage = usage;
-    this.key = importAesKey(rawKey, usage);
-    this.key.catch(() => {});
     if (chacha) this.#deriveChaCha();
+    else {
+      // Every record needs it: start at once (awaited by the first record).
+      this.#key = importAesKey(rawKey, usage);
+      this.#key.catch(() => {});
+    }
   }
 
   #deriveChaCha(): void {
     this.chacha = deriveChaChaKey(this.rawKey);
-    this.chacha.catch(() => {});
+  }
+
+  /** The AES-GCM key of this direction (imported on the first call). */
+  protected aesKey(): Promise<CryptoKey> {
+    return this.#key ??= importAesKey(this.rawKey, this.usage);
   }
 
   /** True when small MESSAGES records use ChaCha20-Poly1305. */
@@ -98,15 +106,14 @@ class Direction {
 
   /** Derives and installs the next key (KEY_UPDATE). */
   async rotate(): Promise<void> {
-    const next = await nextKey(this.rawKey);
+    const next = nextKey(this.rawKey);
     this.rawKey = next.key;
     this.iv = next.iv;
-    this.key = importAesKey(next.key, this.usage);
+    this.#key = undefined;
     if (this.chacha !== undefined) this.#deriveChaCha();
     this.recordsUnderKey = 0;
     this.bytesUnderKey = 0;
-    await this.key;
-    await this.chacha;
+    if (this.chacha === undefined) await this.aesKey();
   }
 }
 
@@ -151,14 +158,16 @@ export class RecordSealer extends Direction {
     const seq = this.seq++;
     this.recordsUnderKey++;
     this.bytesUnderKey += plaintext.length;
-    if (
-      this.chacha !== undefined && type === FrameType.MESSAGES &&
-      plaintext.length <= CHACHA_MAX_PLAINTEXT
-    ) {
-      const chacha = await this.chacha;
+    const chachaType = type === FrameType.MESSAGES
+      ? FrameType.MESSAGES_CHACHA
+      : type === FrameType.ALERT
+      ? FrameType.ALERT_CHACHA
+      : 0;
+    if (this.chacha !== undefined && chachaType && plaintext.length <= CHACHA_MAX_PLAINTEXT) {
+      const chacha = this.chacha;
       const frame = new Uint8Array(HEADER_SIZE + plaintext.length + TAG_SIZE);
       const header = frame.subarray(0, HEADER_SIZE);
-      writeHeader(frame, 0, FrameType.MESSAGES_CHACHA, plaintext.length + TAG_SIZE, seq);
+      writeHeader(frame, 0, chachaType, plaintext.length + TAG_SIZE, seq);
       chacha.seal(
         nonceFor(chacha.iv, seq, this.#nonce),
         header,
@@ -170,7 +179,7 @@ export class RecordSealer extends Direction {
     const header = new Uint8Array(HEADER_SIZE);
     writeHeader(header, 0, type, plaintext.length + TAG_SIZE, seq);
     const nonce = nonceFor(this.iv, seq, this.#nonce).slice();
-    const key = await this.key;
+    const key = await this.aesKey();
     const sealed = await crypto.subtle.encrypt(
       { name: "AES-GCM", iv: nonce, additionalData: header },
       key,
@@ -220,11 +229,11 @@ export class RecordOpener extends Direction {
    * is `ciphertext ‖ tag`. Any failure is `BAD_RECORD`.
    */
   async open(seq: number, header: Uint8Array, body: Uint8Array): Promise<Uint8Array> {
-    if (header[3] === FrameType.MESSAGES_CHACHA) {
+    if (header[3] === FrameType.MESSAGES_CHACHA || header[3] === FrameType.ALERT_CHACHA) {
       if (this.chacha === undefined) {
         throw new ProtocolError("PROTOCOL_ERROR", "ChaCha20-Poly1305 record, not negotiated");
       }
-      const chacha = await this.chacha;
+      const chacha = this.chacha;
       try {
         const plain = chacha.open(nonceFor(chacha.iv, seq, this.#nonce), header, body);
         this.recordsUnderKey++;
@@ -235,7 +244,7 @@ export class RecordOpener extends Direction {
     }
     const nonce = nonceFor(this.iv, seq, this.#nonce).slice();
     try {
-      const key = await this.key;
+      const key = await this.aesKey();
       const plain = await crypto.subtle.decrypt(
         { name: "AES-GCM", iv: nonce, additionalData: bs(header) },
         key,

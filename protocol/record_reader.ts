@@ -65,7 +65,8 @@ export class RecordReader {
       if (
         header.type !== FrameType.MESSAGES && header.type !== FrameType.KEY_UPDATE &&
         header.type !== FrameType.ALERT &&
-        !(header.type === FrameType.MESSAGES_CHACHA && this.#opener.usesChaCha)
+        !((header.type === FrameType.MESSAGES_CHACHA || header.type === FrameType.ALERT_CHACHA) &&
+          this.#opener.usesChaCha)
       ) {
         throw new ProtocolError("PROTOCOL_ERROR", `Unknown record type ${header.type}`);
       }
@@ -82,6 +83,7 @@ export class RecordReader {
       const body = await this.#readBody(header.length);
       const plaintext = await this.#opener.open(header.seq, headerBytes, body);
       if (header.type === FrameType.MESSAGES_CHACHA) return { type: FrameType.MESSAGES, plaintext };
+      if (header.type === FrameType.ALERT_CHACHA) return { type: FrameType.ALERT, plaintext };
       if (header.type !== FrameType.KEY_UPDATE) return { type: header.type, plaintext };
       if (plaintext.length !== 0) throw new ProtocolError("PROTOCOL_ERROR", "KEY_UPDATE with data");
       await this.#opener.rotate();

@@ -10,6 +10,7 @@
  */
 
 import { SecretError } from "./errors.ts";
+import { hmacSha256 } from "./sha256.ts";
 
 /** Fewest characters a `TRUST_ID` may have (without `insecureAllowShortSecret`). */
 export const MIN_SECRET_LENGTH = 32;
@@ -108,7 +109,7 @@ export function normalizeSecret(raw: string, options: NormalizeSecretOptions = {
 
 /** Cache of psk computations, keyed by HMAC(per-process random key, secret) in hex. */
 const pskCache = new Map<string, Promise<Uint8Array>>();
-let cacheKeyPromise: Promise<CryptoKey> | undefined;
+let cacheKey: Uint8Array | undefined;
 
 function toHex(bytes: Uint8Array): string {
   let out = "";
@@ -116,16 +117,12 @@ function toHex(bytes: Uint8Array): string {
   return out;
 }
 
-async function cacheKeyOf(secret: string): Promise<string> {
-  // A keyed hash with a random, non-extractable, per-process key: the map's keys are no
-  // fast offline oracle for the secret even if the heap is dumped.
-  cacheKeyPromise ??= crypto.subtle.generateKey(
-    { name: "HMAC", hash: "SHA-256", length: 256 },
-    false,
-    ["sign"],
-  ) as Promise<CryptoKey>;
-  const key = await cacheKeyPromise;
-  return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(secret))));
+function cacheKeyOf(secret: string): string {
+  // A keyed hash with a random per-process key: the map does not hold the secret, and its
+  // keys are no offline oracle for it without that key. Synchronous (`sha256.ts`): every
+  // connect() looks its psk up here.
+  cacheKey ??= crypto.getRandomValues(new Uint8Array(32));
+  return toHex(hmacSha256(cacheKey, encoder.encode(secret)));
 }
 
 async function derivePsk(secret: string): Promise<Uint8Array> {
@@ -164,7 +161,7 @@ export async function stretchSecret(secret: string): Promise<Uint8Array> {
       "Cannot stretch TRUST_ID: it is not normalized, pass it through normalizeSecret() first",
     );
   }
-  const id = await cacheKeyOf(secret);
+  const id = cacheKeyOf(secret);
   let pending = pskCache.get(id);
   if (pending === undefined) {
     pending = derivePsk(secret);

@@ -99,10 +99,15 @@ Deno.test("records: small MESSAGES on ChaCha20-Poly1305, the rest on AES-GCM", a
     const a = await sealer.seal(FrameType.MESSAGES, small);
     const b = await sealer.seal(FrameType.MESSAGES, large);
     const c = await sealer.seal(FrameType.ALERT, new Uint8Array(4));
-    assertEquals([a[3], b[3], c[3]], [FrameType.MESSAGES_CHACHA, FrameType.MESSAGES, 0x7f]);
+    const d = await sealer.seal(FrameType.KEY_UPDATE, new Uint8Array(0));
+    assertEquals(
+      [a[3], b[3], c[3], d[3]],
+      [FrameType.MESSAGES_CHACHA, FrameType.MESSAGES, FrameType.ALERT_CHACHA, 0x30],
+    );
     assertEquals(await open(a), small);
     assertEquals(await open(b), large);
     assertEquals(await open(c), new Uint8Array(4));
+    assertEquals(await open(d), new Uint8Array(0));
   });
 
   await t.step("both keys renew on KEY_UPDATE", async () => {
