@@ -7,11 +7,14 @@
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
-/** Lower-case hex of `bytes`. */
+/**
+ * Lower-case hex of `bytes`, as one flat string (joined, not concatenated: a `+=` loop leaves
+ * a chain of string pieces that a long-lived id, such as a session's, would keep forever).
+ */
 export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]];
-  return out;
+  const parts = new Array<string>(bytes.length);
+  for (let i = 0; i < bytes.length; i++) parts[i] = HEX[bytes[i]];
+  return parts.join("");
 }
 
 /** Bytes of a hex string (even length, `[0-9a-f]`); throws `TypeError` otherwise. */

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { toHex } from "./bytes.ts";
 import { SecretError } from "./errors.ts";
 import { hmacSha256 } from "./sha256.ts";
 
@@ -110,12 +111,6 @@ export function normalizeSecret(raw: string, options: NormalizeSecretOptions = {
 /** Cache of psk computations, keyed by HMAC(per-process random key, secret) in hex. */
 const pskCache = new Map<string, Promise<Uint8Array>>();
 let cacheKey: Uint8Array | undefined;
-
-function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}
 
 function cacheKeyOf(secret: string): string {
   // A keyed hash with a random per-process key: the map does not hold the secret, and its
