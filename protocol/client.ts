@@ -399,8 +399,8 @@ export class Client implements AsyncDisposable {
   }
 
   async #shutdown(timeout: number): Promise<void> {
-    this.#sleepAbort.abort();
-    this.#failWaiters(new ConnectionClosedError("The client is closed"));
+    this.#sleepAbort.abort("closed"); // a reason of our own: no DOMException to build
+    if (this.#waiting.size) this.#failWaiters(new ConnectionClosedError("The client is closed"));
     await this.#session?.drain({ timeout });
     this.#setStatus({ status: "closed" });
     this.#closed.resolve(undefined);

@@ -116,15 +116,21 @@ export class IncomingCalls {
   #host: IncomingHost;
   #running = new Map<number, Running>();
   #deadlines = new Deadlines<number>();
-  #base: object;
+  #base: object | undefined;
   #streams = 0;
 
   /** @param host the session's side of things */
   constructor(host: IncomingHost) {
     this.#host = host;
+  }
+
+  /** The prototype of this session's call contexts, made for the first incoming call. */
+  #contextBase(): object {
+    if (this.#base !== undefined) return this.#base;
+    const host = this.#host;
     // One shared prototype per session: a call's context is `Object.create(base)` plus
     // three fields, instead of a fresh object with closures and getters per call.
-    this.#base = Object.defineProperties({}, {
+    return this.#base = Object.defineProperties({}, {
       ...Object.getOwnPropertyDescriptors(host.context),
       sessionId: { value: host.sessionId },
       call: { value: (m: string, p?: Params) => host.call(m, p) },
@@ -278,7 +284,7 @@ export class IncomingCalls {
   ): void {
     const host = this.#host;
     const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
-    const ctx = Object.create(this.#base) as Context;
+    const ctx = Object.create(this.#contextBase()) as Context;
     ctx[STATE] = state;
     (ctx as { method: string }).method = method;
     (ctx as { deadline: number | undefined }).deadline = timeout ? Date.now() + timeout : undefined;
@@ -420,9 +426,15 @@ export class IncomingCalls {
     abort(state, err);
   }
 
-  /** The connection is gone: every running handler's signal aborts with `reason`. */
-  abortAll(reason: RpcError): void {
-    for (const state of this.#running.values()) abort(state, reason);
+  /**
+   * The connection is gone: every running handler's signal aborts with the error `reason`
+   * makes (made only when a handler is running).
+   */
+  abortAll(reason: () => RpcError): void {
+    if (this.#running.size) {
+      const err = reason();
+      for (const state of this.#running.values()) abort(state, err);
+    }
     this.#deadlines.clear();
   }
 }

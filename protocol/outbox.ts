@@ -109,6 +109,11 @@ export class Outbox {
     });
   }
 
+  /** True when nothing waits to be compressed or written (checked without waiting). */
+  get isDrained(): boolean {
+    return this.#waiting === 0 && this.#queue.isDrained;
+  }
+
   /** Resolves when everything queued so far has been handed to the send queue and written. */
   async drained(): Promise<void> {
     await this.#tail;

@@ -185,6 +185,11 @@ export class SendQueue {
     this.#schedule();
   }
 
+  /** True when everything queued has been written (or the queue failed). */
+  get isDrained(): boolean {
+    return (!this.#running && this.#isEmpty()) || this.#failed !== undefined;
+  }
+
   /** Resolves when everything queued so far has been written (or the queue failed). */
   drained(): Promise<void> {
     if (!this.#running && this.#isEmpty()) return Promise.resolve();

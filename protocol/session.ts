@@ -60,6 +60,9 @@ export type { EmitOptions, SessionOptions } from "./session_options.ts";
 
 const closedNormally = Symbol("closed normally");
 
+/** What stops the send queue of a session closed normally (a flag: never thrown). */
+const QUEUE_CLOSED = new ConnectionClosedError("Connection closed");
+
 /** One authenticated, multiplexed connection. */
 export class Session {
   /** Session id (32 hex digits). */
@@ -315,14 +318,16 @@ export class Session {
       return;
     }
     this.#draining = true;
-    const deadline = options.timeout ?? 10_000;
-    let timer: Timer | undefined;
-    await Promise.race([
-      this.#whenIdle(),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, deadline)),
-      this.closed,
-    ]);
-    clearTimeout(timer);
+    if (!this.#isIdle() || !this.#outbox.isDrained) {
+      const deadline = options.timeout ?? 10_000;
+      let timer: Timer | undefined;
+      await Promise.race([
+        this.#whenIdle(),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, deadline)),
+        this.closed,
+      ]);
+      clearTimeout(timer);
+    }
     if (this.isClosed) return;
     const code = options.shutdown ? AlertCode.SHUTDOWN : AlertCode.CLOSE;
     this.#queue.pushRecord(FrameType.ALERT, encodeAlertBody(code, "closed"));
@@ -611,17 +616,24 @@ export class Session {
   #peerEnded(): void {
     // Half-close (PROTOCOL.md D.10): answers to requests already received are still sent.
     this.#outgoing.failAll("the peer closed the connection", this.id);
-    const lost = new ConnectionClosedError("The peer closed the connection without CLOSE", {
-      sessionId: this.id,
-    });
+    const lost = () => {
+      if (this.isClosed) return;
+      this.#fail(
+        new ConnectionClosedError("The peer closed the connection without CLOSE", {
+          sessionId: this.id,
+        }),
+        false,
+      );
+    };
     this.#checkIdle();
+    if (this.#isIdle() && this.#outbox.isDrained) return lost();
     let timer: Timer | undefined;
     Promise.race([
       this.#whenIdle(),
       new Promise((resolve) => timer = setTimeout(resolve, this.#limits.halfCloseTimeout)),
     ]).then(() => {
       clearTimeout(timer);
-      this.#fail(lost, false);
+      lost();
     });
   }
 
@@ -678,20 +690,22 @@ export class Session {
     this.#closeReason = reason;
     const cause = reason instanceof Error ? reason : undefined;
     this.#outgoing.failAll(message, this.id, cause);
-    this.#incoming.abortAll(new ConnectionClosedError(message, { sessionId: this.id }));
+    this.#incoming.abortAll(() => new ConnectionClosedError(message, { sessionId: this.id }));
     this.#heartbeat.stop(message, this.id);
     this.#reassembler.clear();
     this.#records.close();
     this.#slotWaiter?.();
     this.#checkIdle();
     // Let the last records (answers, the alert) leave, but never wait on a stuck peer.
-    let timer: Timer | undefined;
-    await Promise.race([
-      this.#queue.drained(),
-      new Promise((resolve) => timer = setTimeout(resolve, 1000)),
-    ]);
-    clearTimeout(timer);
-    this.#queue.fail(new ConnectionClosedError(message));
+    if (!this.#queue.isDrained) {
+      let timer: Timer | undefined;
+      await Promise.race([
+        this.#queue.drained(),
+        new Promise((resolve) => timer = setTimeout(resolve, 1000)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#queue.fail(cause ?? QUEUE_CLOSED);
     this.#channel.close();
     this.#resolveClosed(reason instanceof Error ? reason : undefined);
   }
