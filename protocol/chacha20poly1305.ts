@@ -23,10 +23,13 @@ function le32(b: Uint8Array, i: number): number {
  * re-entered, so one set serves all (a connection then costs one small key array, not nine
  * typed arrays per direction).
  */
+const words = new Uint32Array(16);
+/** On little-endian machines (all Deno targets) the keystream bytes are the words' own bytes. */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 const work = {
   nonce: new Uint32Array(3),
-  block: new Uint8Array(64),
-  words: new Uint32Array(16),
+  block: LITTLE_ENDIAN ? new Uint8Array(words.buffer) : new Uint8Array(64),
+  words,
   r: new Float64Array(10),
   h: new Float64Array(10),
   m: new Float64Array(10),
@@ -62,23 +65,22 @@ export class ChaCha20Poly1305 {
   /** {@link seal} into `out` (at least `plaintext.length + 16` bytes, not overlapping it). */
   sealInto(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void {
     this.#setNonce(nonce);
-    this.#xor(plaintext, out);
-    this.#tag(aad, out.subarray(0, plaintext.length), out, plaintext.length);
+    this.#xor(plaintext, plaintext.length, out);
+    this.#tag(aad, out, plaintext.length, out, plaintext.length);
   }
 
   /** The plaintext of `ciphertext ‖ tag`; throws when it does not authenticate. */
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array {
     if (sealed.length < 16) throw new Error("Sealed data shorter than its tag");
     const length = sealed.length - 16;
-    const ciphertext = sealed.subarray(0, length);
     this.#setNonce(nonce);
     const expected = this.#scratch;
-    this.#tag(aad, ciphertext, expected, 0);
+    this.#tag(aad, sealed, length, expected, 0);
     let diff = 0;
     for (let i = 0; i < 16; i++) diff |= expected[i] ^ sealed[length + i];
     if (diff !== 0) throw new Error("ChaCha20-Poly1305 tag mismatch");
     const out = new Uint8Array(length);
-    this.#xor(ciphertext, out);
+    this.#xor(sealed, length, out);
     return out;
   }
 
@@ -89,12 +91,12 @@ export class ChaCha20Poly1305 {
     this.#nonce[2] = le32(nonce, 8);
   }
 
-  /** Encrypts or decrypts: XOR with the keystream from block counter 1 (§2.4). */
-  #xor(input: Uint8Array, output: Uint8Array): void {
+  /** Encrypts or decrypts the first `length` bytes: XOR with the keystream from block 1 (§2.4). */
+  #xor(input: Uint8Array, length: number, output: Uint8Array): void {
     const block = this.#block;
-    for (let offset = 0, counter = 1; offset < input.length; offset += 64, counter++) {
+    for (let offset = 0, counter = 1; offset < length; offset += 64, counter++) {
       this.#chachaBlock(counter);
-      const end = Math.min(64, input.length - offset);
+      const end = Math.min(64, length - offset);
       for (let i = 0; i < end; i++) output[offset + i] = input[offset + i] ^ block[i];
     }
   }
@@ -148,6 +150,7 @@ export class ChaCha20Poly1305 {
     w[4] = x4 + j4, w[5] = x5 + j5, w[6] = x6 + j6, w[7] = x7 + j7;
     w[8] = x8 + j8, w[9] = x9 + j9, w[10] = x10 + j10, w[11] = x11 + j11;
     w[12] = x12 + j12, w[13] = x13 + j13, w[14] = x14 + j14, w[15] = x15 + j15;
+    if (LITTLE_ENDIAN) return; // #block is a view of #words
     const b = this.#block;
     for (let i = 0; i < 16; i++) {
       const v = w[i];
@@ -156,17 +159,18 @@ export class ChaCha20Poly1305 {
   }
 
   /**
-   * The Poly1305 tag (§2.5, §2.8) over `aad ‖ pad ‖ ciphertext ‖ pad ‖ le64(lengths)`, with the
-   * one-time key from block 0, written to `out` at `at`.
+   * The Poly1305 tag (§2.5, §2.8) over `aad ‖ pad ‖ ciphertext ‖ pad ‖ le64(lengths)` (the
+   * ciphertext is the first `length` bytes of `sealed`), with the one-time key from block 0,
+   * written to `out` at `at`.
    */
-  #tag(aad: Uint8Array, ciphertext: Uint8Array, out: Uint8Array, at: number): void {
+  #tag(aad: Uint8Array, sealed: Uint8Array, length: number, out: Uint8Array, at: number): void {
     this.#chachaBlock(0);
     this.#polyInit(this.#block);
-    this.#polyPadded(aad);
-    this.#polyPadded(ciphertext);
+    this.#polyPadded(aad, aad.length);
+    this.#polyPadded(sealed, length);
     const lengths = this.#scratch;
     lengths.fill(0);
-    let a = aad.length, c = ciphertext.length;
+    let a = aad.length, c = length;
     for (let i = 0; i < 6; i++, a = Math.floor(a / 256), c = Math.floor(c / 256)) {
       lengths[i] = a & 0xff;
       lengths[8 + i] = c & 0xff;
@@ -187,14 +191,14 @@ export class ChaCha20Poly1305 {
     for (let i = 0; i < 8; i++) this.#pad[i] = otk[16 + i * 2] | (otk[17 + i * 2] << 8);
   }
 
-  /** Absorbs `data` in 16-byte blocks, the last one zero-padded (the AEAD's padding). */
-  #polyPadded(data: Uint8Array): void {
-    const full = data.length & ~15;
+  /** Absorbs the first `length` bytes of `data` in 16-byte blocks, the last zero-padded. */
+  #polyPadded(data: Uint8Array, length: number): void {
+    const full = length & ~15;
     for (let i = 0; i < full; i += 16) this.#polyBlock(data, i, 1 << 11);
-    if (full < data.length) {
+    if (full < length) {
       const last = this.#scratch;
       last.fill(0);
-      last.set(data.subarray(full));
+      for (let i = full; i < length; i++) last[i - full] = data[i];
       this.#polyBlock(last, 0, 1 << 11);
     }
   }
@@ -273,17 +277,17 @@ export class ChaCha20Poly1305 {
     }
     const mask = -c; // −1 (take g) or 0 (keep h), without a branch on the value
     for (let i = 0; i < 10; i++) h[i] = (h[i] & ~mask) | (g[i] & mask);
-    const w0 = (h[0] | (h[1] << 13)) & 0xffff;
-    const w1 = ((h[1] >>> 3) | (h[2] << 10)) & 0xffff;
-    const w2 = ((h[2] >>> 6) | (h[3] << 7)) & 0xffff;
-    const w3 = ((h[3] >>> 9) | (h[4] << 4)) & 0xffff;
-    const w4 = ((h[4] >>> 12) | (h[5] << 1) | (h[6] << 14)) & 0xffff;
-    const w5 = ((h[6] >>> 2) | (h[7] << 11)) & 0xffff;
-    const w6 = ((h[7] >>> 5) | (h[8] << 8)) & 0xffff;
-    const w7 = ((h[8] >>> 8) | (h[9] << 5)) & 0xffff;
+    const words = this.#m; // the message limbs are not needed any more either
+    words[0] = (h[0] | (h[1] << 13)) & 0xffff;
+    words[1] = ((h[1] >>> 3) | (h[2] << 10)) & 0xffff;
+    words[2] = ((h[2] >>> 6) | (h[3] << 7)) & 0xffff;
+    words[3] = ((h[3] >>> 9) | (h[4] << 4)) & 0xffff;
+    words[4] = ((h[4] >>> 12) | (h[5] << 1) | (h[6] << 14)) & 0xffff;
+    words[5] = ((h[6] >>> 2) | (h[7] << 11)) & 0xffff;
+    words[6] = ((h[7] >>> 5) | (h[8] << 8)) & 0xffff;
+    words[7] = ((h[8] >>> 8) | (h[9] << 5)) & 0xffff;
     const pad = this.#pad;
     let carry = 0;
-    const words = [w0, w1, w2, w3, w4, w5, w6, w7];
     for (let i = 0; i < 8; i++) {
       const f = words[i] + pad[i] + carry;
       carry = f >>> 16;
