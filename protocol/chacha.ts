@@ -26,14 +26,28 @@ export interface ChaChaKey {
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array;
 }
 
+/** A key and its IV, one small object per direction (no closures). */
+class KeyWithIv implements ChaChaKey {
+  readonly iv: Uint8Array;
+  #cipher: ChaCha20Poly1305;
+
+  constructor(key: Uint8Array, iv: Uint8Array) {
+    this.#cipher = new ChaCha20Poly1305(key);
+    this.iv = iv;
+  }
+
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void {
+    this.#cipher.sealInto(nonce, aad, plaintext, out);
+  }
+
+  open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array {
+    return this.#cipher.open(nonce, aad, sealed);
+  }
+}
+
 /** A ChaCha20-Poly1305 key from 32 raw bytes (RFC 8439 §2.8). */
 export function chachaKey(key: Uint8Array, iv: Uint8Array): ChaChaKey {
-  const cipher = new ChaCha20Poly1305(key);
-  return {
-    iv,
-    seal: (nonce, aad, plaintext, out) => cipher.sealInto(nonce, aad, plaintext, out),
-    open: (nonce, aad, sealed) => cipher.open(nonce, aad, sealed),
-  };
+  return new KeyWithIv(key, iv);
 }
 
 /** Derives the ChaCha20-Poly1305 key and IV of a direction from its AES-256-GCM key. */

@@ -34,7 +34,10 @@ export interface KeyUpdatePolicy {
   bytes?: number;
 }
 
-function nonceFor(iv: Uint8Array, seq: number, out: Uint8Array): Uint8Array {
+/** Scratch for a nonce, used synchronously (AES-GCM gets a copy): one for every direction. */
+const NONCE = new Uint8Array(12);
+
+function nonceFor(iv: Uint8Array, seq: number, out: Uint8Array = NONCE): Uint8Array {
   out.set(iv);
   const hi = Math.floor(seq / 0x1_0000_0000);
   const lo = seq >>> 0;
@@ -119,8 +122,8 @@ class Direction {
 
 /** Seals outgoing records. Call {@link seal} from one ordered queue only. */
 export class RecordSealer extends Direction {
-  #policy: Required<KeyUpdatePolicy>;
-  #nonce = new Uint8Array(12);
+  #maxRecords: number;
+  #maxBytes: number;
 
   /**
    * @param rawKey 32-byte AES key for this direction
@@ -135,16 +138,13 @@ export class RecordSealer extends Direction {
     chacha = false,
   ) {
     super(rawKey, iv, "encrypt", chacha);
-    this.#policy = {
-      records: policy.records ?? KEY_UPDATE_RECORDS,
-      bytes: policy.bytes ?? KEY_UPDATE_BYTES,
-    };
+    this.#maxRecords = policy.records ?? KEY_UPDATE_RECORDS;
+    this.#maxBytes = policy.bytes ?? KEY_UPDATE_BYTES;
   }
 
   /** True when the next record should be a KEY_UPDATE. */
   get needsKeyUpdate(): boolean {
-    return this.recordsUnderKey >= this.#policy.records ||
-      this.bytesUnderKey >= this.#policy.bytes;
+    return this.recordsUnderKey >= this.#maxRecords || this.bytesUnderKey >= this.#maxBytes;
   }
 
   /**
@@ -169,7 +169,7 @@ export class RecordSealer extends Direction {
       const header = frame.subarray(0, HEADER_SIZE);
       writeHeader(frame, 0, chachaType, plaintext.length + TAG_SIZE, seq);
       chacha.seal(
-        nonceFor(chacha.iv, seq, this.#nonce),
+        nonceFor(chacha.iv, seq),
         header,
         plaintext,
         frame.subarray(HEADER_SIZE),
@@ -178,7 +178,7 @@ export class RecordSealer extends Direction {
     }
     const header = new Uint8Array(HEADER_SIZE);
     writeHeader(header, 0, type, plaintext.length + TAG_SIZE, seq);
-    const nonce = nonceFor(this.iv, seq, this.#nonce).slice();
+    const nonce = nonceFor(this.iv, seq).slice();
     const key = await this.aesKey();
     const sealed = await crypto.subtle.encrypt(
       { name: "AES-GCM", iv: nonce, additionalData: header },
@@ -201,8 +201,6 @@ export class RecordSealer extends Direction {
 
 /** Opens incoming records, checking their sequence numbers. */
 export class RecordOpener extends Direction {
-  #nonce = new Uint8Array(12);
-
   /**
    * @param rawKey 32-byte AES key for this direction
    * @param iv 12-byte IV for this direction
@@ -235,14 +233,14 @@ export class RecordOpener extends Direction {
       }
       const chacha = this.chacha;
       try {
-        const plain = chacha.open(nonceFor(chacha.iv, seq, this.#nonce), header, body);
+        const plain = chacha.open(nonceFor(chacha.iv, seq), header, body);
         this.recordsUnderKey++;
         return plain;
       } catch {
         throw new ProtocolError("BAD_RECORD", "A record failed authentication");
       }
     }
-    const nonce = nonceFor(this.iv, seq, this.#nonce).slice();
+    const nonce = nonceFor(this.iv, seq).slice();
     try {
       const key = await this.aesKey();
       const plain = await crypto.subtle.decrypt(

@@ -42,7 +42,13 @@ import { decodeMessages, Flag, Kind, type Message } from "./messages.ts";
 import { RecordTiming } from "./record_timing.ts";
 import type { MethodTable, Params } from "./methods.ts";
 import { Outbox } from "./outbox.ts";
-import { type CallOptions, creditOf, OutgoingCalls, type StreamOptions } from "./outgoing_calls.ts";
+import {
+  type CallOptions,
+  creditOf,
+  OutgoingCalls,
+  type OutgoingSettings,
+  type StreamOptions,
+} from "./outgoing_calls.ts";
 import { Reassembler } from "./reassembly.ts";
 import { RecordOpener, RecordSealer } from "./record.ts";
 import { RecordReader } from "./record_reader.ts";
@@ -79,7 +85,9 @@ export class Session {
   #log: Logger;
   #onGoAway?: (lastId: number) => void;
   #onEvent?: (name: string, data: unknown) => void;
-  #outgoing: OutgoingCalls;
+  /** Calls this side makes: built for the first one (many server sessions never call out). */
+  #outgoing: OutgoingCalls | undefined;
+  #outgoingSettings: OutgoingSettings;
   #incoming: IncomingCalls;
   #reassembler: Reassembler;
   #heartbeat: Heartbeat;
@@ -169,18 +177,13 @@ export class Session {
         this.#checkIdle();
       },
     });
-    this.#outgoing = new OutgoingCalls({
-      sessionId: this.id,
-      outbox,
-      checkOpen: () => this.#checkOpen(),
-      settled: () => this.#checkIdle(),
-    }, {
+    this.#outgoingSettings = {
       role: options.role,
       callTimeout: options.callTimeout ?? L.DEFAULT_CALL_TIMEOUT,
       maxPendingCalls: this.#limits.maxPendingCalls,
       streamWindow: this.#limits.streamWindow,
       interceptors: options.interceptors,
-    });
+    };
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#heartbeat = new Heartbeat({
       send: (kind, payload) => this.#queue.push(kind, 0, 0, payload),
@@ -190,6 +193,16 @@ export class Session {
     this.#readLoop();
   }
 
+  /** The outgoing calls, built on first use. */
+  #out(): OutgoingCalls {
+    return this.#outgoing ??= new OutgoingCalls({
+      sessionId: this.id,
+      outbox: this.#outbox,
+      checkOpen: () => this.#checkOpen(),
+      settled: () => this.#checkIdle(),
+    }, this.#outgoingSettings);
+  }
+
   /** True once the session is closed or closing. */
   get isClosed(): boolean {
     return this.#closeReason !== undefined;
@@ -197,7 +210,7 @@ export class Session {
 
   /** Calls (and streams) this side sent that await their end. */
   get pendingCalls(): number {
-    return this.#outgoing.size;
+    return this.#outgoing?.size ?? 0;
   }
 
   /** Peer requests running here (open streams are counted by {@link openStreams}). */
@@ -207,7 +220,7 @@ export class Session {
 
   /** Streams and channels open on this connection, both directions. */
   get openStreams(): number {
-    return this.#incoming.streams + this.#outgoing.streams;
+    return this.#incoming.streams + (this.#outgoing?.streams ?? 0);
   }
 
   /**
@@ -235,12 +248,12 @@ export class Session {
    * @throws {UnavailableError} the peer sent GOAWAY for this id: never executed, retryable
    */
   call<T = unknown>(method: string, params: Params = [], options: CallOptions = {}): Promise<T> {
-    return this.#outgoing.call(method, params, options);
+    return this.#out().call(method, params, options);
   }
 
   /** Sends a notification (a request without an answer). Throws when it cannot be queued. */
   notify(method: string, params: Params = [], options: Omit<CallOptions, "timeout"> = {}): void {
-    this.#outgoing.notify(method, params, options);
+    this.#out().notify(method, params, options);
   }
 
   /**
@@ -252,7 +265,7 @@ export class Session {
     params: Params = [],
     options: StreamOptions = {},
   ): RpcStream<T, R> {
-    return this.#outgoing.stream(method, params, options);
+    return this.#out().stream(method, params, options);
   }
 
   /** Opens a bidirectional channel: the handler reads `this.input` and may stream back. */
@@ -261,7 +274,7 @@ export class Session {
     params: Params = [],
     options: StreamOptions = {},
   ): RpcChannel<In, Out, R> {
-    return this.#outgoing.open(method, params, options);
+    return this.#out().open(method, params, options);
   }
 
   /**
@@ -470,7 +483,7 @@ export class Session {
       this.#requests++;
       this.#outbox.answer(Kind.ERROR, m.id, errorToWire(err));
       this.#callDone("", err.code);
-    } else if (this.#isAnswer(m.kind, m.id)) this.#outgoing.reject(m.id, err);
+    } else if (this.#isAnswer(m.kind, m.id)) this.#out().reject(m.id, err);
     else if (m.kind === Kind.STREAM_DATA && m.id % 2 !== this.#ownParity) {
       this.#incoming.cancel(m.id);
     }
@@ -493,11 +506,11 @@ export class Session {
     try {
       value = this.#decode(payload, flags);
     } catch (err) {
-      this.#outgoing.reject(id, err as Error);
+      this.#out().reject(id, err as Error);
       return;
     }
-    if (isError) this.#outgoing.reject(id, errorFromWire(value, this.id));
-    else this.#outgoing.resolve(id, value);
+    if (isError) this.#out().reject(id, errorFromWire(value, this.id));
+    else this.#out().resolve(id, value);
   }
 
   /**
@@ -508,24 +521,24 @@ export class Session {
   #onStreamMessage(kind: number, id: number, payload: Uint8Array | Error, flags: number): void {
     const mine = id % 2 === this.#ownParity;
     // Late messages of a stream that has ended (or ids never used) are ignored unread.
-    if (!(mine ? this.#outgoing.hasStream(id) : this.#incoming.has(id))) return;
+    if (!(mine ? this.#outgoing?.hasStream(id) : this.#incoming.has(id))) return;
     let value: unknown;
     try {
       value = this.#decode(payload, flags);
     } catch (err) {
       if (kind === Kind.CREDIT) throw err;
-      if (mine) this.#outgoing.reject(id, err as Error);
+      if (mine) this.#out().reject(id, err as Error);
       else this.#incoming.cancel(id, err as Error);
       return;
     }
     if (kind === Kind.CREDIT) {
-      if (mine) this.#outgoing.credit(id, creditOf(value));
+      if (mine) this.#out().credit(id, creditOf(value));
       else this.#incoming.credit(id, creditOf(value));
     } else if (kind === Kind.STREAM_DATA) {
-      if (mine) this.#outgoing.chunk(id, value);
+      if (mine) this.#out().chunk(id, value);
       else this.#incoming.inputChunk(id, value);
     } else if (mine) {
-      this.#outgoing.resolve(id, (value as { result?: unknown } | null)?.result, true);
+      this.#out().resolve(id, (value as { result?: unknown } | null)?.result, true);
     } else this.#incoming.inputEnd(id);
   }
 
@@ -609,13 +622,13 @@ export class Session {
     const lastId = typeof value?.lastId === "number" ? value.lastId : 0;
     this.#goAwayReceived = lastId;
     this.#log.debug("goaway_received", { session: this.id, lastId });
-    this.#outgoing.refuseAfter(lastId, this.id);
+    this.#outgoing?.refuseAfter(lastId, this.id);
     this.#onGoAway?.(lastId);
   }
 
   #peerEnded(): void {
     // Half-close (PROTOCOL.md D.10): answers to requests already received are still sent.
-    this.#outgoing.failAll("the peer closed the connection", this.id);
+    this.#outgoing?.failAll("the peer closed the connection", this.id);
     const lost = () => {
       if (this.isClosed) return;
       this.#fail(
@@ -640,7 +653,7 @@ export class Session {
   // ---- closing -------------------------------------------------------------------------
 
   #isIdle(): boolean {
-    return this.#incoming.idle && this.#outgoing.size === 0;
+    return this.#incoming.idle && (this.#outgoing?.size ?? 0) === 0;
   }
 
   #whenIdle(): Promise<void> {
@@ -689,7 +702,7 @@ export class Session {
     if (this.isClosed) return;
     this.#closeReason = reason;
     const cause = reason instanceof Error ? reason : undefined;
-    this.#outgoing.failAll(message, this.id, cause);
+    this.#outgoing?.failAll(message, this.id, cause);
     this.#incoming.abortAll(() => new ConnectionClosedError(message, { sessionId: this.id }));
     this.#heartbeat.stop(message, this.id);
     this.#reassembler.clear();

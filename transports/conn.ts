@@ -86,7 +86,9 @@ export class SocketConn implements Conn {
   handshake(): Promise<void> {
     if (this.#runHandshake === undefined) return Promise.resolve();
     if (this.#handshake === undefined) {
-      this.#handshake = this.#runHandshake().catch((err) => {
+      this.#handshake = this.#runHandshake().then(() => {
+        this.#runHandshake = undefined; // done: reads no longer wait for it
+      }, (err) => {
         if (this.#closed) {
           throw new TransportError(
             "TLS_ERROR",
@@ -110,24 +112,29 @@ export class SocketConn implements Conn {
    * @param buffer where to put the bytes
    * @returns the byte count, or `null` at end of stream, after a reset, or after `close()`
    */
-  async read(buffer: Uint8Array): Promise<number | null> {
-    if (this.#handshakeError !== undefined) throw this.#handshakeError;
-    if (this.#closed) return null;
-    if (this.#runHandshake !== undefined) {
-      try {
-        await this.handshake();
-      } catch (err) {
-        if (this.#handshakeError === undefined) return null; // closed by us meanwhile
-        throw err;
-      }
-    }
+  read(buffer: Uint8Array): Promise<number | null> {
+    if (this.#handshakeError !== undefined) return Promise.reject(this.#handshakeError);
+    if (this.#closed) return Promise.resolve(null);
+    if (this.#runHandshake !== undefined) return this.#readAfterHandshake(buffer);
+    // Not an async function: an idle connection's pending read holds one promise, not a frame.
+    return this.#conn.read(buffer).catch(this.#readFailed);
+  }
+
+  async #readAfterHandshake(buffer: Uint8Array): Promise<number | null> {
     try {
-      return await this.#conn.read(buffer);
+      await this.handshake();
     } catch (err) {
-      if (this.#closed || isEndOfStream(err)) return null;
+      if (this.#handshakeError === undefined) return null; // closed by us meanwhile
       throw err;
     }
+    return this.#conn.read(buffer).catch(this.#readFailed);
   }
+
+  /** A read that failed after a local close, or because the peer is gone, is end of stream. */
+  #readFailed = (err: unknown): null => {
+    if (this.#closed || isEndOfStream(err)) return null;
+    throw err;
+  };
 
   /**
    * Writes every byte of `data`. Concurrent writes are queued, never interleaved.
