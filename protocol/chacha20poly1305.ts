@@ -26,18 +26,28 @@ function le32(b: Uint8Array, i: number): number {
 const words = new Uint32Array(16);
 /** On little-endian machines (all Deno targets) the keystream bytes are the words' own bytes. */
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
-const NONCE = new Uint32Array(3);
-const BLOCK = LITTLE_ENDIAN ? new Uint8Array(words.buffer) : new Uint8Array(64);
-const WORDS = words;
-const R = new Float64Array(10);
-const H = new Float64Array(10);
-const M = new Float64Array(10);
-const PAD = new Uint16Array(8);
-const SCRATCH = new Uint8Array(16);
+const work = {
+  nonce: new Uint32Array(3),
+  block: LITTLE_ENDIAN ? new Uint8Array(words.buffer) : new Uint8Array(64),
+  words,
+  r: new Float64Array(10),
+  h: new Float64Array(10),
+  m: new Float64Array(10),
+  pad: new Uint16Array(8),
+  scratch: new Uint8Array(16),
+};
 
 /** A ChaCha20-Poly1305 key (32 bytes). */
 export class ChaCha20Poly1305 {
   #key = new Uint32Array(8);
+  #nonce = work.nonce;
+  #block = work.block;
+  #words = work.words;
+  #r = work.r;
+  #h = work.h;
+  #m = work.m;
+  #pad = work.pad;
+  #scratch = work.scratch;
 
   /** @param key 32 bytes */
   constructor(key: Uint8Array) {
@@ -64,7 +74,7 @@ export class ChaCha20Poly1305 {
     if (sealed.length < 16) throw new Error("Sealed data shorter than its tag");
     const length = sealed.length - 16;
     this.#setNonce(nonce);
-    const expected = SCRATCH;
+    const expected = this.#scratch;
     this.#tag(aad, sealed, length, expected, 0);
     let diff = 0;
     for (let i = 0; i < 16; i++) diff |= expected[i] ^ sealed[length + i];
@@ -76,14 +86,14 @@ export class ChaCha20Poly1305 {
 
   #setNonce(nonce: Uint8Array): void {
     if (nonce.length !== 12) throw new RangeError("ChaCha20-Poly1305 needs a 12-byte nonce");
-    NONCE[0] = le32(nonce, 0);
-    NONCE[1] = le32(nonce, 4);
-    NONCE[2] = le32(nonce, 8);
+    this.#nonce[0] = le32(nonce, 0);
+    this.#nonce[1] = le32(nonce, 4);
+    this.#nonce[2] = le32(nonce, 8);
   }
 
   /** Encrypts or decrypts the first `length` bytes: XOR with the keystream from block 1 (§2.4). */
   #xor(input: Uint8Array, length: number, output: Uint8Array): void {
-    const block = BLOCK;
+    const block = this.#block;
     for (let offset = 0, counter = 1; offset < length; offset += 64, counter++) {
       this.#chachaBlock(counter);
       const end = Math.min(64, length - offset);
@@ -93,7 +103,7 @@ export class ChaCha20Poly1305 {
 
   /** One ChaCha20 block (§2.3) for `counter` into `#block`, little-endian. */
   #chachaBlock(counter: number): void {
-    const k = this.#key, n = NONCE;
+    const k = this.#key, n = this.#nonce;
     const j0 = SIGMA0, j1 = SIGMA1, j2 = SIGMA2, j3 = SIGMA3;
     const j4 = k[0], j5 = k[1], j6 = k[2], j7 = k[3], j8 = k[4], j9 = k[5], j10 = k[6], j11 = k[7];
     const j12 = counter >>> 0, j13 = n[0], j14 = n[1], j15 = n[2];
@@ -135,13 +145,13 @@ export class ChaCha20Poly1305 {
       x3 = (x3 + x4) | 0, x14 ^= x3, x14 = (x14 << 8) | (x14 >>> 24);
       x9 = (x9 + x14) | 0, x4 ^= x9, x4 = (x4 << 7) | (x4 >>> 25);
     }
-    const w = WORDS;
+    const w = this.#words;
     w[0] = x0 + j0, w[1] = x1 + j1, w[2] = x2 + j2, w[3] = x3 + j3;
     w[4] = x4 + j4, w[5] = x5 + j5, w[6] = x6 + j6, w[7] = x7 + j7;
     w[8] = x8 + j8, w[9] = x9 + j9, w[10] = x10 + j10, w[11] = x11 + j11;
     w[12] = x12 + j12, w[13] = x13 + j13, w[14] = x14 + j14, w[15] = x15 + j15;
     if (LITTLE_ENDIAN) return; // #block is a view of #words
-    const b = BLOCK;
+    const b = this.#block;
     for (let i = 0; i < 16; i++) {
       const v = w[i];
       b[i * 4] = v, b[i * 4 + 1] = v >>> 8, b[i * 4 + 2] = v >>> 16, b[i * 4 + 3] = v >>> 24;
@@ -155,10 +165,10 @@ export class ChaCha20Poly1305 {
    */
   #tag(aad: Uint8Array, sealed: Uint8Array, length: number, out: Uint8Array, at: number): void {
     this.#chachaBlock(0);
-    this.#polyInit(BLOCK);
+    this.#polyInit(this.#block);
     this.#polyPadded(aad, aad.length);
     this.#polyPadded(sealed, length);
-    const lengths = SCRATCH;
+    const lengths = this.#scratch;
     lengths.fill(0);
     let a = aad.length, c = length;
     for (let i = 0; i < 6; i++, a = Math.floor(a / 256), c = Math.floor(c / 256)) {
@@ -171,14 +181,14 @@ export class ChaCha20Poly1305 {
 
   /** r (clamped) and s from the first 32 bytes of `otk`; h = 0. */
   #polyInit(otk: Uint8Array): void {
-    const k = SCRATCH;
+    const k = this.#scratch;
     k.set(otk.subarray(0, 16));
     k[3] &= 15, k[7] &= 15, k[11] &= 15, k[15] &= 15;
     k[4] &= 252, k[8] &= 252, k[12] &= 252;
-    H.fill(0);
+    this.#h.fill(0);
     // r uses the same 13-bit limbs as a message block (without the high bit).
-    splitLimbs(k, 0, R, 0);
-    for (let i = 0; i < 8; i++) PAD[i] = otk[16 + i * 2] | (otk[17 + i * 2] << 8);
+    splitLimbs(k, 0, this.#r, 0);
+    for (let i = 0; i < 8; i++) this.#pad[i] = otk[16 + i * 2] | (otk[17 + i * 2] << 8);
   }
 
   /** Absorbs the first `length` bytes of `data` in 16-byte blocks, the last zero-padded. */
@@ -186,7 +196,7 @@ export class ChaCha20Poly1305 {
     const full = length & ~15;
     for (let i = 0; i < full; i += 16) this.#polyBlock(data, i, 1 << 11);
     if (full < length) {
-      const last = SCRATCH;
+      const last = this.#scratch;
       last.fill(0);
       for (let i = full; i < length; i++) last[i - full] = data[i];
       this.#polyBlock(last, 0, 1 << 11);
@@ -195,7 +205,7 @@ export class ChaCha20Poly1305 {
 
   /** h = (h + block + hibit·2^128) · r mod 2^130 − 5, in ten 13-bit limbs. */
   #polyBlock(m: Uint8Array, at: number, hibit: number): void {
-    const h = H, r = R, block = M;
+    const h = this.#h, r = this.#r, block = this.#m;
     splitLimbs(m, at, block, hibit);
     const h0 = h[0] + block[0], h1 = h[1] + block[1], h2 = h[2] + block[2];
     const h3 = h[3] + block[3], h4 = h[4] + block[4], h5 = h[5] + block[5];
@@ -244,7 +254,7 @@ export class ChaCha20Poly1305 {
 
   /** Fully reduces h mod 2^130 − 5, adds s, and writes the 16-byte tag. */
   #polyFinish(out: Uint8Array, at: number): void {
-    const h = H;
+    const h = this.#h;
     // Full carry, wrapping past 2^130 with a factor 5: three passes leave every limb below
     // 2^13 (each pass shrinks what is carried out of the top limb to at most 1).
     let c = 0;
@@ -258,7 +268,7 @@ export class ChaCha20Poly1305 {
       c = 0;
     }
     // g = h + 5; when g reaches 2^130 (h ≥ p), h − p = g − 2^130 is the reduced value.
-    const g = R; // r is not needed any more for this message
+    const g = this.#r; // r is not needed any more for this message
     c = 5;
     for (let i = 0; i < 10; i++) {
       const v = h[i] + c;
@@ -267,7 +277,7 @@ export class ChaCha20Poly1305 {
     }
     const mask = -c; // −1 (take g) or 0 (keep h), without a branch on the value
     for (let i = 0; i < 10; i++) h[i] = (h[i] & ~mask) | (g[i] & mask);
-    const words = M; // the message limbs are not needed any more either
+    const words = this.#m; // the message limbs are not needed any more either
     words[0] = (h[0] | (h[1] << 13)) & 0xffff;
     words[1] = ((h[1] >>> 3) | (h[2] << 10)) & 0xffff;
     words[2] = ((h[2] >>> 6) | (h[3] << 7)) & 0xffff;
@@ -276,7 +286,7 @@ export class ChaCha20Poly1305 {
     words[5] = ((h[6] >>> 2) | (h[7] << 11)) & 0xffff;
     words[6] = ((h[7] >>> 5) | (h[8] << 8)) & 0xffff;
     words[7] = ((h[8] >>> 8) | (h[9] << 5)) & 0xffff;
-    const pad = PAD;
+    const pad = this.#pad;
     let carry = 0;
     for (let i = 0; i < 8; i++) {
       const f = words[i] + pad[i] + carry;

@@ -135,15 +135,18 @@ Deno.test("records: small MESSAGES on ChaCha20-Poly1305, the rest on AES-GCM", a
   await t.step("a ChaCha record where it was not negotiated is PROTOCOL_ERROR", async () => {
     const plainSealer = new RecordSealer(key, iv, {}, true);
     const aesOnly = new RecordOpener(key, iv, false);
-    const frame = await plainSealer.seal(FrameType.MESSAGES, new Uint8Array([1]));
-    aesOnly.accept(0);
-    let err: unknown;
-    try {
-      await aesOnly.open(0, frame.slice(0, HEADER_SIZE), frame.subarray(HEADER_SIZE));
-    } catch (e) {
-      err = e;
+    for (const [seq, type] of [[0, FrameType.MESSAGES], [1, FrameType.ALERT]]) {
+      const frame = await plainSealer.seal(type, new Uint8Array([1, 2]));
+      assertEquals(frame[3], type === FrameType.ALERT ? 0x7e : 0x11);
+      aesOnly.accept(seq);
+      let err: unknown;
+      try {
+        await aesOnly.open(seq, frame.slice(0, HEADER_SIZE), frame.subarray(HEADER_SIZE));
+      } catch (e) {
+        err = e;
+      }
+      assert(err instanceof ProtocolError && err.code === "PROTOCOL_ERROR", String(err));
     }
-    assert(err instanceof ProtocolError && err.code === "PROTOCOL_ERROR", String(err));
   });
 });
 
