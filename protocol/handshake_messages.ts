@@ -246,7 +246,8 @@ export interface EphemeralKey {
 
 /** Generates a fresh X25519 ephemeral. */
 export async function generateEphemeral(): Promise<EphemeralKey> {
-  const pair = await crypto.subtle.generateKey({ name: "X25519" }, true, [
+  // Not extractable: the private key never leaves Web Crypto (the public half always can).
+  const pair = await crypto.subtle.generateKey({ name: "X25519" }, false, [
     "deriveBits",
   ]) as CryptoKeyPair;
   const share = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
