@@ -61,3 +61,35 @@ Deno.test("Heartbeat: a frozen path is detected by both sides within the bound",
   clearTimeout(guard);
   await client.close();
 });
+
+Deno.test("Heartbeat: many idle connections on one shared timer each get their PINGs", async () => {
+  // 20 idle connections, one of them frozen: every live one stays up on PINGs alone (they all
+  // tick on one interval timer per process), and only the frozen one is dropped.
+  const reasons: unknown[] = [];
+  await using ts = await startServer("tcp", {
+    limits,
+    methods: { ping: () => "pong" },
+    onDisconnect: (_, reason) => reasons.push(reason),
+  });
+  const clients = await Promise.all(
+    Array.from({ length: 19 }, () => ts.connect({ limits, reconnect: false })),
+  );
+  let freeze = false;
+  await using proxy = new MitmProxy(ts.address, () => freeze ? "blackhole" : "pass");
+  const frozen = await connect(proxy.address, {
+    secret: CANARY_SECRET,
+    limits,
+    reconnect: false,
+    logger: "silent",
+  });
+  try {
+    freeze = true;
+    await new Promise((r) => setTimeout(r, BOUND + 400));
+    for (const c of clients) assertEquals(await c.call("ping"), "pong");
+    assertEquals(reasons.length, 1, "only the frozen connection was dropped");
+    assert(reasons[0] instanceof RpcError && reasons[0].code === "PEER_TIMEOUT");
+  } finally {
+    await frozen.close({ timeout: 100 });
+    await Promise.all(clients.map((c) => c.close({ timeout: 100 })));
+  }
+});
