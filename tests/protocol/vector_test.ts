@@ -130,7 +130,7 @@ Deno.test("trust-rpc/1 test vector (PROTOCOL.md §13)", async (t) => {
     assertEquals(toHex(await sealer.seal(0x10, plaintext)), V.messages_record);
   });
 
-  await t.step("KEY_UPDATE derives the vector's next key", async () => {
+  await t.step("KEY_UPDATE derives the vector's next key", () => {
     const next = nextKey(hex("c2s_key"));
     assertEquals(toHex(next.key), V.c2s_key_update_key);
     assertEquals(toHex(next.iv), V.c2s_key_update_iv);
