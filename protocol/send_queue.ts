@@ -192,7 +192,7 @@ export class SendQueue {
 
   /** Resolves when everything queued so far has been written (or the queue failed). */
   drained(): Promise<void> {
-    if (!this.#running && this.#isEmpty()) return Promise.resolve();
+    if (this.isDrained) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
