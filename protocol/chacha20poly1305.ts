@@ -39,7 +39,7 @@ const work = {
 
 /** A ChaCha20-Poly1305 key (32 bytes). */
 export class ChaCha20Poly1305 {
-  #key = new Uint32Array(8);
+  #key: Uint32Array;
   #nonce = work.nonce;
   #block = work.block;
   #words = work.words;
@@ -49,10 +49,16 @@ export class ChaCha20Poly1305 {
   #pad = work.pad;
   #scratch = work.scratch;
 
-  /** @param key 32 bytes */
-  constructor(key: Uint8Array) {
+  /**
+   * @param key 32 bytes
+   * @param words where to keep the key as 8 words (a view into a larger buffer saves a
+   *   connection a buffer of its own); a new array without it
+   */
+  constructor(key: Uint8Array, words: Uint32Array = new Uint32Array(8)) {
     if (key.length !== 32) throw new RangeError("ChaCha20-Poly1305 needs a 32-byte key");
-    for (let i = 0; i < 8; i++) this.#key[i] = le32(key, i * 4);
+    if (words.length !== 8) throw new RangeError("ChaCha20-Poly1305 keeps its key in 8 words");
+    for (let i = 0; i < 8; i++) words[i] = le32(key, i * 4);
+    this.#key = words;
   }
 
   /** `ciphertext ‖ tag` of `plaintext`; `aad` is authenticated, `nonce` is 12 bytes. */

@@ -12,7 +12,8 @@
 
 import { bufferSource as bs } from "./bytes.ts";
 import { hkdf } from "./hkdf.ts";
-import { type ChaChaKey, deriveChaChaKey } from "./chacha.ts";
+import { deriveChaChaKey } from "./chacha.ts";
+import { ChaCha20Poly1305 } from "./chacha20poly1305.ts";
 import { ProtocolError } from "./errors.ts";
 import { FrameType, HEADER_SIZE, TAG_SIZE, writeHeader } from "./frame.ts";
 import { KEY_UPDATE_BYTES, KEY_UPDATE_RECORDS } from "./limits.ts";
@@ -37,8 +38,21 @@ export interface KeyUpdatePolicy {
 /** Scratch for a nonce, used synchronously (AES-GCM gets a copy): one for every direction. */
 const NONCE = new Uint8Array(12);
 
-function nonceFor(iv: Uint8Array, seq: number, out: Uint8Array = NONCE): Uint8Array {
-  out.set(iv);
+// A direction's key material lives in one buffer (one allocation per direction, not four):
+/** AES-256-GCM key, kept for KEY_UPDATE and for importing it on first use: [0, 32). */
+const AES_KEY = 0;
+/** AES-GCM IV: [32, 44). */
+const AES_IV = 32;
+/** ChaCha20-Poly1305 IV: [44, 56). */
+const CHACHA_IV = 44;
+/** ChaCha20-Poly1305 key as 8 words: [56, 88) (4-byte aligned). */
+const CHACHA_WORDS = 56;
+const MATERIAL_SIZE = 88;
+
+/** `iv XOR u64be(seq)`, with the 12-byte IV at `material[at..]`, into {@link NONCE}. */
+function nonceFor(material: Uint8Array, at: number, seq: number): Uint8Array<ArrayBuffer> {
+  const out = NONCE;
+  for (let i = 0; i < 12; i++) out[i] = material[at + i];
   const hi = Math.floor(seq / 0x1_0000_0000);
   const lo = seq >>> 0;
   out[4] ^= hi >>> 24;
@@ -64,12 +78,14 @@ export function nextKey(rawKey: Uint8Array): { key: Uint8Array; iv: Uint8Array }
 
 /** Key state shared by both directions' halves. */
 class Direction {
-  protected rawKey: Uint8Array;
-  protected iv: Uint8Array;
+  /** This direction's keys and IVs (layout above). */
+  #material = new Uint8Array(MATERIAL_SIZE);
   /** The AES-GCM key, imported on first use (small records may never need it). */
   #key: Promise<CryptoKey> | undefined;
-  /** The ChaCha20-Poly1305 key for small records, when negotiated. */
-  protected chacha: ChaChaKey | undefined;
+  /** Small records use ChaCha20-Poly1305 (negotiated). */
+  #chachaOn: boolean;
+  /** Its key, derived on first use (a direction that carries nothing never derives it). */
+  #chacha: ChaCha20Poly1305 | undefined;
   protected usage: "encrypt" | "decrypt";
   /** Next sequence number. */
   seq = 0;
@@ -82,41 +98,60 @@ class Direction {
     usage: "encrypt" | "decrypt",
     chacha: boolean,
   ) {
-    this.rawKey = rawKey;
-    this.iv = iv;
+    this.#material.set(rawKey, AES_KEY);
+    this.#material.set(iv, AES_IV);
     this.usage = usage;
-    if (chacha) this.#deriveChaCha();
-    else {
+    this.#chachaOn = chacha;
+    if (!chacha) {
       // Every record needs it: start at once (awaited by the first record).
-      this.#key = importAesKey(rawKey, usage);
+      this.#key = importAesKey(this.#rawKey(), usage);
       this.#key.catch(() => {});
     }
   }
 
-  #deriveChaCha(): void {
-    this.chacha = deriveChaChaKey(this.rawKey);
+  #rawKey(): Uint8Array {
+    return this.#material.subarray(AES_KEY, AES_KEY + 32);
   }
 
   /** The AES-GCM key of this direction (imported on the first call). */
   protected aesKey(): Promise<CryptoKey> {
-    return this.#key ??= importAesKey(this.rawKey, this.usage);
+    return this.#key ??= importAesKey(this.#rawKey(), this.usage);
+  }
+
+  /** The ChaCha20-Poly1305 key of this direction (derived on the first call). */
+  protected chacha(): ChaCha20Poly1305 {
+    if (this.#chacha !== undefined) return this.#chacha;
+    const okm = deriveChaChaKey(this.#rawKey());
+    this.#material.set(okm.subarray(32, 44), CHACHA_IV);
+    const words = new Uint32Array(this.#material.buffer, CHACHA_WORDS, 8);
+    this.#chacha = new ChaCha20Poly1305(okm.subarray(0, 32), words);
+    okm.fill(0);
+    return this.#chacha;
+  }
+
+  /** The nonce of record `seq`: the ChaCha20-Poly1305 one, or the AES-GCM one (a copy). */
+  protected nonce(seq: number, chacha: boolean): Uint8Array<ArrayBuffer> {
+    return chacha
+      ? nonceFor(this.#material, CHACHA_IV, seq)
+      : nonceFor(this.#material, AES_IV, seq).slice();
   }
 
   /** True when small MESSAGES records use ChaCha20-Poly1305. */
   get usesChaCha(): boolean {
-    return this.chacha !== undefined;
+    return this.#chachaOn;
   }
 
   /** Derives and installs the next key (KEY_UPDATE). */
   async rotate(): Promise<void> {
-    const next = nextKey(this.rawKey);
-    this.rawKey = next.key;
-    this.iv = next.iv;
+    const next = nextKey(this.#rawKey());
+    this.#material.set(next.key, AES_KEY);
+    this.#material.set(next.iv, AES_IV);
+    next.key.fill(0);
     this.#key = undefined;
-    if (this.chacha !== undefined) this.#deriveChaCha();
+    this.#chacha = undefined;
     this.recordsUnderKey = 0;
     this.bytesUnderKey = 0;
-    if (this.chacha === undefined) await this.aesKey();
+    if (!this.#chachaOn) await this.aesKey();
   }
 }
 
@@ -163,22 +198,16 @@ export class RecordSealer extends Direction {
       : type === FrameType.ALERT
       ? FrameType.ALERT_CHACHA
       : 0;
-    if (this.chacha !== undefined && chachaType && plaintext.length <= CHACHA_MAX_PLAINTEXT) {
-      const chacha = this.chacha;
+    if (chachaType && plaintext.length <= CHACHA_MAX_PLAINTEXT && this.usesChaCha) {
       const frame = new Uint8Array(HEADER_SIZE + plaintext.length + TAG_SIZE);
       const header = frame.subarray(0, HEADER_SIZE);
       writeHeader(frame, 0, chachaType, plaintext.length + TAG_SIZE, seq);
-      chacha.seal(
-        nonceFor(chacha.iv, seq),
-        header,
-        plaintext,
-        frame.subarray(HEADER_SIZE),
-      );
+      this.chacha().sealInto(this.nonce(seq, true), header, plaintext, frame.subarray(HEADER_SIZE));
       return frame;
     }
     const header = new Uint8Array(HEADER_SIZE);
     writeHeader(header, 0, type, plaintext.length + TAG_SIZE, seq);
-    const nonce = nonceFor(this.iv, seq).slice();
+    const nonce = this.nonce(seq, false);
     const key = await this.aesKey();
     const sealed = await crypto.subtle.encrypt(
       { name: "AES-GCM", iv: nonce, additionalData: header },
@@ -228,19 +257,18 @@ export class RecordOpener extends Direction {
    */
   async open(seq: number, header: Uint8Array, body: Uint8Array): Promise<Uint8Array> {
     if (header[3] === FrameType.MESSAGES_CHACHA || header[3] === FrameType.ALERT_CHACHA) {
-      if (this.chacha === undefined) {
+      if (!this.usesChaCha) {
         throw new ProtocolError("PROTOCOL_ERROR", "ChaCha20-Poly1305 record, not negotiated");
       }
-      const chacha = this.chacha;
       try {
-        const plain = chacha.open(nonceFor(chacha.iv, seq), header, body);
+        const plain = this.chacha().open(this.nonce(seq, true), header, body);
         this.recordsUnderKey++;
         return plain;
       } catch {
         throw new ProtocolError("BAD_RECORD", "A record failed authentication");
       }
     }
-    const nonce = nonceFor(this.iv, seq).slice();
+    const nonce = this.nonce(seq, false);
     try {
       const key = await this.aesKey();
       const plain = await crypto.subtle.decrypt(

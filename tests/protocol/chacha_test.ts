@@ -4,9 +4,8 @@
  * negotiation (both must want it); and the record layer (small MESSAGES records on type 0x11,
  * large ones and KEY_UPDATE on AES-GCM; a flipped type byte is BAD_RECORD).
  */
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { fromHex, toHex } from "../../protocol/bytes.ts";
-import { chachaKey } from "../../protocol/chacha.ts";
 import { ChaCha20Poly1305 } from "../../protocol/chacha20poly1305.ts";
 import { chacha20poly1305 as nobleChaCha } from "npm:@noble/ciphers@2.4.0/chacha.js";
 import { FrameType, HEADER_SIZE } from "../../protocol/frame.ts";
@@ -18,15 +17,14 @@ const RFC8439_PLAINTEXT = "Ladies and Gentlemen of the class of '99: If I could 
   "one tip for the future, sunscreen would be it.";
 
 Deno.test("ChaCha20-Poly1305: RFC 8439 §2.8.2 AEAD vector", () => {
-  const key = chachaKey(
+  const key = new ChaCha20Poly1305(
     fromHex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"),
-    new Uint8Array(12),
   );
   const nonce = fromHex("070000004041424344454647");
   const aad = fromHex("50515253c0c1c2c3c4c5c6c7");
   const plaintext = new TextEncoder().encode(RFC8439_PLAINTEXT);
   const sealed = new Uint8Array(plaintext.length + 16);
-  key.seal(nonce, aad, plaintext, sealed);
+  key.sealInto(nonce, aad, plaintext, sealed);
   assertEquals(
     toHex(sealed),
     "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6" +
@@ -65,6 +63,20 @@ Deno.test("ChaCha20-Poly1305: equal to @noble/ciphers on 2,000 random inputs", (
     }
     assertEquals(ours.open(nonce, aad, reference), plaintext);
   }
+});
+
+Deno.test("ChaCha20-Poly1305: a key kept in a view of a larger buffer", () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const nonce = crypto.getRandomValues(new Uint8Array(12));
+  const plaintext = new Uint8Array(300).fill(5);
+  const buffer = new Uint8Array(48).fill(0xaa);
+  const inView = new ChaCha20Poly1305(key, new Uint32Array(buffer.buffer, 8, 8));
+  assertEquals(
+    inView.seal(nonce, new Uint8Array(0), plaintext),
+    new ChaCha20Poly1305(key).seal(nonce, new Uint8Array(0), plaintext),
+  );
+  assertEquals([...buffer.subarray(0, 8), ...buffer.subarray(40)], new Array(16).fill(0xaa));
+  assertThrows(() => new ChaCha20Poly1305(key, new Uint32Array(4)), RangeError);
 });
 
 Deno.test("ChaCha20-Poly1305: a changed byte anywhere fails to open", () => {
@@ -118,6 +130,12 @@ Deno.test("records: small MESSAGES on ChaCha20-Poly1305, the rest on AES-GCM", a
     const after = await sealer.seal(FrameType.MESSAGES, new Uint8Array([1, 2, 3]));
     assertEquals(after[3], FrameType.MESSAGES_CHACHA);
     assertEquals(await open(after), new Uint8Array([1, 2, 3]));
+    // A sealer still on the first key, at the same sequence number, is refused.
+    const stale = new RecordSealer(key, iv, {}, true);
+    stale.seq = sealer.seq;
+    const old = await stale.seal(FrameType.MESSAGES, new Uint8Array([1, 2, 3]));
+    await assertRejects(() => open(old), ProtocolError, "failed authentication");
+    sealer.seq++; // the opener counted the refused record
   });
 
   await t.step("a flipped type byte (and so AEAD) fails authentication", async () => {
