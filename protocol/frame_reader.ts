@@ -91,6 +91,28 @@ export class FrameReader {
     );
   }
 
+  /**
+   * When nothing is buffered, reads once from the channel (at least a byte, or the end of
+   * stream) and resolves when that read is in; `undefined` when bytes are buffered already or
+   * the stream has ended. Not an async function: a connection idling here holds the channel's
+   * pending read and one promise, not suspended frames.
+   */
+  fill(): Promise<void> | undefined {
+    if (this.#end > this.#start || this.#eof) return undefined;
+    this.#start = this.#end = 0;
+    if (this.#buf.length < this.#size) this.#reallocate(0);
+    return this.#channel.read(this.#buf).then(this.#filled);
+  }
+
+  #filled = (got: number | null): void => {
+    if (got === null) {
+      this.#eof = true;
+      return;
+    }
+    this.#end += got;
+    if (this.#adaptive) this.#adapt(got, this.#buf.length);
+  };
+
   /** Reads one 20-byte header (see {@link read}). */
   readHeader(): Promise<Uint8Array | null> {
     return this.read(HEADER_SIZE);

@@ -54,7 +54,15 @@ export class RecordReader {
    * The next MESSAGES or ALERT record; `null` at a clean end of stream between records.
    * Throws a `ProtocolError` for anything that breaks the record layer.
    */
-  async next(): Promise<OpenedRecord | null> {
+  next(): Promise<OpenedRecord | null> {
+    // Between records an idle connection waits in `fill()`, which suspends no frame here.
+    const filling = this.#reader.fill();
+    return filling === undefined ? this.#next() : filling.then(this.#afterFill);
+  }
+
+  #afterFill = (): Promise<OpenedRecord | null> => this.#next();
+
+  async #next(): Promise<OpenedRecord | null> {
     for (;;) {
       const headerView = await this.#reader.readHeader();
       if (headerView === null) return null;
