@@ -12,23 +12,8 @@ import { ChunkBuffer, isStreamSource, SendCredit } from "./flow.ts";
 import type { SessionMetrics } from "./metrics.ts";
 import { type Middleware, runMiddleware } from "./middleware.ts";
 import type { Slots } from "./slots.ts";
-import type { CallContext, MethodHandler, Params } from "./methods.ts";
-
-interface Running {
-  controller: AbortController | undefined;
-  cancelled: boolean;
-  reason: RpcError | undefined;
-  /** Answers are compressed (the request was). */
-  compress: boolean;
-  /** Counted as an open stream, not as a call in flight (it waits on the peer's credit). */
-  streaming: boolean;
-  /** Credit the caller granted for chunks (a `stream()` or `open()` call). */
-  credit: SendCredit | undefined;
-  /** What the caller sends on a channel. */
-  input: ChunkBuffer<unknown> | undefined;
-  /** The stream being sent, to stop it on cancel. */
-  iterator: AsyncIterator<unknown> | undefined;
-}
+import { type ContextHost, handlerContext, type Running } from "./handler_context.ts";
+import type { MethodHandler } from "./methods.ts";
 
 /** Stream options a request carried. */
 export interface StreamRequest {
@@ -38,22 +23,8 @@ export interface StreamRequest {
   input?: number;
 }
 
-const EMPTY_INPUT: AsyncIterable<unknown> = {
-  [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ value: undefined, done: true }) }),
-};
-
 /** What {@link IncomingCalls} needs from its session. */
-export interface IncomingHost {
-  /** Session id (hex). */
-  readonly sessionId: string;
-  /** Extra context properties (getters stay live), e.g. `peer` on the server. */
-  readonly context: Record<string, unknown>;
-  /** Calls back the peer. */
-  call(method: string, params?: Params): Promise<unknown>;
-  /** Notifies the peer. */
-  notify(method: string, params?: Params): void;
-  /** Sends the caller an event. */
-  emit(name: string, data?: unknown): void;
+export interface IncomingHost extends ContextHost {
   /** Sends a RESPONSE. */
   reply(id: number, value: unknown, compress: boolean): void;
   /** Sends an ERROR. */
@@ -81,11 +52,6 @@ export interface IncomingHost {
    */
   callEnded?(method: string, outcome: string): void;
 }
-
-const STATE = Symbol("call state");
-
-/** Per-call state lives on the context object under a symbol; everything else is shared. */
-type Context = CallContext & { [STATE]: Running };
 
 /** The outcome label of a handler failure: its code as the caller will see it. */
 export function outcomeOf(err: unknown): string {
@@ -116,52 +82,11 @@ export class IncomingCalls {
   #host: IncomingHost;
   #running = new Map<number, Running>();
   #deadlines = new Deadlines<number>();
-  #base: object | undefined;
   #streams = 0;
 
   /** @param host the session's side of things */
   constructor(host: IncomingHost) {
     this.#host = host;
-  }
-
-  /** The prototype of this session's call contexts, made for the first incoming call. */
-  #contextBase(): object {
-    if (this.#base !== undefined) return this.#base;
-    const host = this.#host;
-    // One shared prototype per session: a call's context is `Object.create(base)` plus
-    // three fields, instead of a fresh object with closures and getters per call.
-    return this.#base = Object.defineProperties({}, {
-      ...Object.getOwnPropertyDescriptors(host.context),
-      sessionId: { value: host.sessionId },
-      call: { value: (m: string, p?: Params) => host.call(m, p) },
-      notify: { value: (m: string, p?: Params) => host.notify(m, p) },
-      emit: { value: (name: string, data?: unknown) => host.emit(name, data) },
-      input: {
-        get(this: Context) {
-          const input = this[STATE].input;
-          if (input === undefined) return EMPTY_INPUT;
-          return {
-            [Symbol.asyncIterator]: () => ({
-              next: () => input.next(),
-              return: () => {
-                input.discard();
-                return Promise.resolve({ value: undefined, done: true });
-              },
-            }),
-          };
-        },
-      },
-      signal: {
-        get(this: Context) {
-          const state = this[STATE];
-          if (state.controller === undefined) {
-            state.controller = new AbortController();
-            if (state.reason) state.controller.abort(state.reason);
-          }
-          return state.controller.signal;
-        },
-      },
-    });
   }
 
   /**
@@ -284,11 +209,8 @@ export class IncomingCalls {
   ): void {
     const host = this.#host;
     const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
-    const ctx = Object.create(this.#contextBase()) as Context;
-    ctx[STATE] = state;
-    (ctx as { method: string }).method = method;
-    (ctx as { deadline: number | undefined }).deadline = timeout ? Date.now() + timeout : undefined;
-    (ctx as { meta: Record<string, unknown> }).meta = meta;
+    const deadline = timeout ? Date.now() + timeout : undefined;
+    const ctx = handlerContext(host, state, method, deadline, meta);
     const release = () => {
       if (slot) host.slots?.release();
       slot = false;

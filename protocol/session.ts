@@ -118,7 +118,7 @@ export class Session {
    */
   static #Ports = class Ports implements ByteChannel, IncomingHost, HeartbeatHost {
     readonly sessionId: string;
-    readonly context: Record<string, unknown>;
+    readonly #context: { readonly peer?: unknown } | undefined;
     readonly middleware: readonly Middleware[] | undefined;
     readonly maxStreams: number;
     readonly slots: Slots | undefined;
@@ -128,11 +128,15 @@ export class Session {
     constructor(session: Session, options: SessionOptions) {
       this.#s = session;
       this.sessionId = session.id;
-      this.context = options.context ?? {};
+      this.#context = options.context;
       this.middleware = options.middleware?.length ? options.middleware : undefined;
       this.maxStreams = session.#limits.maxStreams;
       this.slots = options.slots;
       this.metrics = options.metrics;
+    }
+
+    get peer(): unknown {
+      return this.#context?.peer;
     }
 
     // ByteChannel
