@@ -81,3 +81,19 @@ Deno.test("FrameReader: an end of stream inside a frame is a protocol error", as
   const reader = new FrameReader(channelOf(Uint8Array.of(0x54, 0x52, 1, 2)));
   await assertRejects(() => reader.read(20), Error, "in the middle of a frame");
 });
+
+Deno.test("FrameReader: fill() waits for the next bytes with one read, then reads serve them", async () => {
+  const data = counting(300);
+  const channel = channelOf(data, [30, 270]);
+  const reader = new FrameReader(channel);
+  await reader.fill();
+  assertEquals(channel.reads, [30]);
+  assertEquals(reader.buffered, 30);
+  assertEquals(reader.fill(), undefined, "bytes are buffered: nothing to wait for");
+  assertEquals(await reader.read(20), data.subarray(0, 20));
+  assertEquals(await reader.read(200), data.subarray(20, 220));
+  assertEquals(await reader.read(80), data.subarray(220, 300));
+  await reader.fill(); // the end of stream
+  assertEquals(reader.fill(), undefined, "after the end there is nothing to wait for");
+  assertEquals(await reader.read(1), null);
+});
