@@ -22,10 +22,18 @@ export class Deadlines<K> {
   #timer: Timer | undefined;
   #timerAt = Infinity;
   #now: () => number;
+  #release: boolean;
 
-  /** @param now clock in ms (tests may inject one) */
-  constructor(now: () => number = Date.now) {
+  /**
+   * @param now clock in ms (tests may inject one)
+   * @param releaseWhenEmpty clear the timer when the last deadline is deleted. For a set shared
+   *   by many short-lived owners (all handshakes of a process): a pending timer would keep the
+   *   process alive after its work is done. Without it the timer stays armed for a deadline
+   *   already gone, so a busy owner re-adding entries seldom re-arms.
+   */
+  constructor(now: () => number = Date.now, releaseWhenEmpty = false) {
     this.#now = now;
+    this.#release = releaseWhenEmpty;
   }
 
   /** Entries not yet fired or removed. */
@@ -42,7 +50,9 @@ export class Deadlines<K> {
 
   /** Removes a deadline; true when it was there. */
   delete(key: K): boolean {
-    return this.#entries?.delete(key) ?? false;
+    const deleted = this.#entries?.delete(key) ?? false;
+    if (this.#release && this.#entries?.size === 0) this.clear();
+    return deleted;
   }
 
   /** Removes every deadline and the timer. */

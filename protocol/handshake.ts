@@ -7,7 +7,8 @@
  */
 
 import { AlertCode, decodeAlertBody, encodeAlertBody, errorFromAlert } from "./alerts.ts";
-import { bytesEqual, concatBytes, type Timer, toHex } from "./bytes.ts";
+import { bytesEqual, concatBytes, toHex } from "./bytes.ts";
+import { Deadlines } from "./deadlines.ts";
 import type { ByteChannel } from "./channel.ts";
 import { AuthenticationError, ConnectionClosedError, ProtocolError, RpcError } from "./errors.ts";
 import { encodeHeader, type FrameHeader, FrameType, HEADER_SIZE, parseHeader } from "./frame.ts";
@@ -130,6 +131,12 @@ async function sendAlert(
   }
 }
 
+/**
+ * The deadlines of every handshake in this process, on one timer: a `setTimeout` per
+ * handshake cost more than the rest of its timing work.
+ */
+const HANDSHAKE_DEADLINES = new Deadlines<object>(Date.now, true);
+
 /** Runs `body` under the handshake deadline; closing the channel interrupts pending reads. */
 async function withDeadline<T>(
   channel: ByteChannel,
@@ -139,13 +146,13 @@ async function withDeadline<T>(
   body: () => Promise<T>,
 ): Promise<T> {
   let timedOut = false;
-  let timer: Timer | undefined;
+  const key = {};
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    HANDSHAKE_DEADLINES.add(key, timeoutMs, () => {
       timedOut = true;
       onTimeout().finally(() => channel.close());
       reject(timeoutError());
-    }, timeoutMs);
+    });
   });
   expired.catch(() => {});
   try {
@@ -154,7 +161,7 @@ async function withDeadline<T>(
     if (timedOut) throw timeoutError();
     throw err;
   } finally {
-    clearTimeout(timer);
+    HANDSHAKE_DEADLINES.delete(key);
   }
 }
 

@@ -32,6 +32,7 @@ import {
   RpcError,
   UnavailableError,
 } from "./errors.ts";
+import { Deadlines } from "./deadlines.ts";
 import { checkEventName } from "./events.ts";
 import { FrameType, HEADER_SIZE, TAG_SIZE } from "./frame.ts";
 import { Heartbeat, type HeartbeatHost } from "./heartbeat.ts";
@@ -68,6 +69,9 @@ export type { Params } from "./methods.ts";
 export type { EmitOptions, SessionOptions } from "./session_options.ts";
 
 const closedNormally = Symbol("closed normally");
+
+/** How long a closing session waits for its last records to leave, on one timer for all. */
+const CLOSING_DEADLINES = new Deadlines<Session>(Date.now, true);
 
 /** What stops the send queue of a session closed normally (a flag: never thrown). */
 const QUEUE_CLOSED = new ConnectionClosedError("Connection closed");
@@ -765,12 +769,11 @@ export class Session {
     this.#checkIdle();
     // Let the last records (answers, the alert) leave, but never wait on a stuck peer.
     if (!this.#queue.isDrained) {
-      let timer: Timer | undefined;
-      await Promise.race([
-        this.#queue.drained(),
-        new Promise((resolve) => timer = setTimeout(resolve, 1000)),
-      ]);
-      clearTimeout(timer);
+      await new Promise<void>((resolve) => {
+        CLOSING_DEADLINES.add(this, 1000, resolve);
+        this.#queue.drained().then(resolve);
+      });
+      CLOSING_DEADLINES.delete(this);
     }
     this.#queue.fail(cause ?? QUEUE_CLOSED);
     this.#channel.close();

@@ -1,6 +1,9 @@
 import { assertEquals } from "@std/assert";
 import { Deadlines } from "../../protocol/deadlines.ts";
 
+const DEADLINES_URL = new URL("../../protocol/deadlines.ts", import.meta.url).href;
+let timer: ReturnType<typeof setTimeout> | undefined;
+
 Deno.test("Deadlines: fire in order, never early; deleted ones never fire", async () => {
   const d = new Deadlines<string>();
   const fired: string[] = [];
@@ -30,4 +33,28 @@ Deno.test("Deadlines: an earlier deadline added later re-arms the timer", async 
   assertEquals(fired, [2]);
   d.clear();
   assertEquals(d.size, 0);
+});
+
+Deno.test("Deadlines: shared ones release the timer with their last entry", async () => {
+  const d = new Deadlines<object>(Date.now, true);
+  const first = {}, second = {};
+  const fired: string[] = [];
+  d.add(first, 10_000, () => fired.push("first"));
+  d.add(second, 20, () => fired.push("second"));
+  d.delete(first);
+  await new Promise((r) => setTimeout(r, 60));
+  assertEquals(fired, ["second"]);
+  assertEquals(d.size, 0);
+  // A process whose last deadline is gone is not kept alive by the timer (a one-minute one).
+  const script = `import { Deadlines } from ${JSON.stringify(DEADLINES_URL)};
+    const d = new Deadlines(Date.now, true); d.add(1, 60_000, () => {}); d.delete(1);`;
+  const child = new Deno.Command(Deno.execPath(), { args: ["eval", script] }).spawn();
+  const exited = await Promise.race([
+    child.status.then(() => true),
+    new Promise<false>((r) => timer = setTimeout(() => r(false), 30_000)),
+  ]);
+  clearTimeout(timer);
+  if (!exited) child.kill();
+  await child.status;
+  assertEquals(exited, true, "the released timer still held the process");
 });
