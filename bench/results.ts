@@ -9,7 +9,7 @@ import { median } from "./common.ts";
 
 /**
  * Who produced a value: @trust/rpc, the in-repo raw echo (`raw1`: one write per frame), the
- * Web Crypto bound, or a peer from the peer harness (`json1`: one write per call;
+ * Web Crypto bound, the handshake floor (`hs_floor.ts`), or a peer from the peer harness (`json1`: one write per call;
  * `rawpeer*`: the harness' own raw client, a cross-check of ours).
  */
 export type Side =
@@ -17,6 +17,7 @@ export type Side =
   | "raw"
   | "raw1"
   | "crypto"
+  | "floor"
   | "json"
   | "json1"
   | "grpc"

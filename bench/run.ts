@@ -152,6 +152,10 @@ async function main(): Promise<number> {
       RAW_TRANSPORTS.map((t) => t === "unix" ? `unix://${dir}/raw.sock` : `${t}://127.0.0.1:0`),
     );
     servers.push(rawServer);
+    const floorServer = options.scenarios.includes("hs")
+      ? await spawnServer(new URL("./hs_floor.ts", import.meta.url), ["tcp://127.0.0.1:0"])
+      : undefined;
+    if (floorServer) servers.push(floorServer);
     const ctx: Context = {
       options,
       plan,
@@ -160,6 +164,7 @@ async function main(): Promise<number> {
       caCert: tlsFixtures().ca,
       rpcAddress: (t) => rpcServer.addresses[RPC_TRANSPORTS.indexOf(t)],
       rawAddress: (t) => rawServer.addresses[RAW_TRANSPORTS.indexOf(t)],
+      floorAddress: floorServer?.addresses[0],
       remainingMs,
     };
     console.error(

@@ -24,6 +24,8 @@ export interface Context {
   rpcAddress(t: RpcTransport): string;
   /** The raw echo server's address on a transport. */
   rawAddress(t: Transport): string;
+  /** The handshake floor server's address (`hs_floor.ts`), when hs runs. */
+  floorAddress?: string;
   /** Milliseconds left before the run must be over (the soft budget). */
   remainingMs(): number;
 }

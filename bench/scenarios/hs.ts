@@ -2,6 +2,8 @@
  * hs: handshakes per second over TCP, `connect()` → `close()` (a fresh trust-rpc handshake
  * each, no call), one at a time (`hs_s`) and 8 at once (`hs8_s`). The secret's PBKDF2 runs
  * once per process on each side and is cached, so it is out of the figure after the warm-up.
+ * Floor: `hs_floor.ts`, the same messages and round trips with only the X25519 exchange (Web
+ * Crypto) on both sides, the least any handshake with fresh keys costs in Deno.
  * Raw reference: a TLS handshake (rustls, P-256 certificate) to the raw echo server over TCP,
  * then close: what a transport-level authenticated handshake costs in Deno. Its time includes
  * the work its closes leave on Deno's blocking thread pool (see `blockingPoolDrained`), which
@@ -12,6 +14,7 @@
 
 import { deadline, parseBenchAddress } from "../common.ts";
 import type { Bound } from "../plan.ts";
+import { floorHandshake } from "../hs_floor.ts";
 import { rawConnect } from "../raw.ts";
 import { keepInFlight, rpcConnect } from "./clients.ts";
 import type { Context, RepResult, SideSpec } from "./context.ts";
@@ -45,7 +48,7 @@ async function handshakes(
   return { values: { [metric]: r.done / secs }, limited: r.limited };
 }
 
-/** The sides of hs: @trust/rpc and raw TLS, each sequential and 8 at once. */
+/** The sides of hs: @trust/rpc, raw TLS and the floor, each sequential and 8 at once. */
 export function hsSides(ctx: Context): SideSpec[] {
   const rpc = async () => {
     const client = await rpcConnect(ctx, ctx.rpcAddress("tcp"));
@@ -56,6 +59,10 @@ export function hsSides(ctx: Context): SideSpec[] {
     const conn = await rawConnect(tlsAddress);
     conn.close();
   };
+  const floorAddress = ctx.floorAddress ? parseBenchAddress(ctx.floorAddress) : undefined;
+  const floor = floorAddress?.transport === "tcp"
+    ? () => floorHandshake(floorAddress.hostname, floorAddress.port)
+    : undefined;
   const sides: SideSpec[] = [];
   for (const [concurrency, metric] of [[1, "hs_s"], [8, "hs8_s"]] as const) {
     sides.push({
@@ -68,6 +75,13 @@ export function hsSides(ctx: Context): SideSpec[] {
       bounds: ctx.plan.hs.raw,
       run: (b) => handshakes(b, concurrency, metric, tls, true),
     });
+    if (floor) {
+      sides.push({
+        side: "floor",
+        bounds: ctx.plan.hs.raw,
+        run: (b) => handshakes(b, concurrency, metric, floor),
+      });
+    }
   }
   return sides;
 }
