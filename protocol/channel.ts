@@ -5,12 +5,29 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /** A bidirectional byte pipe. */
 export interface ByteChannel {
   /** Reads into `buffer`; the byte count, or `null` at end of stream. */
   read(buffer: Uint8Array): Promise<number | null>;
   /** Writes all of `data`. */
   write(data: Uint8Array): Promise<void>;
+  /**
+   * Writes `head`, then `body`, with nothing between them: the peer reads what one write of
+   * the two joined would give, and nobody copies a large body to put a header before it.
+   * Byte streams only; a channel whose writes are messages (WebSocket) leaves it out.
+   */
+  writeParts?(head: Uint8Array, body: Uint8Array): Promise<void>;
   /** Closes both directions; pending reads end. Idempotent, never throws. */
   close(): void;
+}
+
+/** Writes `head` then `body` to `channel`: as {@link ByteChannel.writeParts} where it has it, else joined. */
+export function writeHeadAndBody(
+  channel: ByteChannel,
+  head: Uint8Array,
+  body: Uint8Array,
+): Promise<void> {
+  return channel.writeParts?.(head, body) ?? channel.write(concatBytes(head, body));
 }

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { bufferSource as bs } from "./bytes.ts";
+import { bufferSource as bs, concatBytes } from "./bytes.ts";
 import { hkdf } from "./hkdf.ts";
 import { deriveChaChaKey } from "./chacha.ts";
 import { ChaCha20Poly1305 } from "./chacha20poly1305.ts";
@@ -23,6 +23,16 @@ import { KEY_UPDATE_BYTES, KEY_UPDATE_RECORDS } from "./limits.ts";
  * records use Web Crypto AES-GCM, which is faster per byte and runs off the main thread.
  */
 export const CHACHA_MAX_PLAINTEXT = 1024;
+
+/**
+ * AES-GCM records whose sealed body is at least this long come back from
+ * {@link RecordSealer.sealParts} as header and body, for a channel that can write them one
+ * after the other: below it, joining them costs less than a second write.
+ */
+export const SPLIT_WRITE_BYTES = 64 * 1024;
+
+/** A sealed record: the whole frame, or a large one's header and sealed body. */
+export type SealedRecord = Uint8Array | readonly [header: Uint8Array, body: Uint8Array];
 
 /** Records can be numbered up to this (the connection closes before reuse is possible). */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
@@ -187,6 +197,15 @@ export class RecordSealer extends Direction {
    * frame (header ‖ ciphertext ‖ tag), ready for one write.
    */
   async seal(type: number, plaintext: Uint8Array): Promise<Uint8Array> {
+    const sealed = await this.sealParts(type, plaintext);
+    return sealed instanceof Uint8Array ? sealed : concatBytes(sealed[0], sealed[1]);
+  }
+
+  /**
+   * {@link seal}, except that a large AES-GCM record (sealed body of
+   * {@link SPLIT_WRITE_BYTES} or more) comes back as `[header, body]`, not joined.
+   */
+  async sealParts(type: number, plaintext: Uint8Array): Promise<SealedRecord> {
     if (this.seq >= MAX_SEQ) {
       throw new ProtocolError("SEQUENCE", "Record sequence numbers exhausted: reconnect");
     }
@@ -209,14 +228,17 @@ export class RecordSealer extends Direction {
     writeHeader(header, 0, type, plaintext.length + TAG_SIZE, seq);
     const nonce = this.nonce(seq, false);
     const key = await this.aesKey();
-    const sealed = await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv: nonce, additionalData: header },
-      key,
-      bs(plaintext),
+    const sealed = new Uint8Array(
+      await crypto.subtle.encrypt(
+        { name: "AES-GCM", iv: nonce, additionalData: header },
+        key,
+        bs(plaintext),
+      ),
     );
-    const frame = new Uint8Array(HEADER_SIZE + sealed.byteLength);
+    if (sealed.length >= SPLIT_WRITE_BYTES) return [header, sealed];
+    const frame = new Uint8Array(HEADER_SIZE + sealed.length);
     frame.set(header);
-    frame.set(new Uint8Array(sealed), HEADER_SIZE);
+    frame.set(sealed, HEADER_SIZE);
     return frame;
   }
 

@@ -8,13 +8,13 @@
  * @module
  */
 
-import type { ByteChannel } from "./channel.ts";
+import { type ByteChannel, writeHeadAndBody } from "./channel.ts";
 import { Deadlines } from "./deadlines.ts";
 import { ProtocolError } from "./errors.ts";
 import { FrameType } from "./frame.ts";
 import { DEFAULT_WRITE_STALL_TIMEOUT } from "./limits.ts";
 import { Flag, Kind, MESSAGE_HEADER_SIZE, writeMessageHeader } from "./messages.ts";
-import type { RecordSealer } from "./record.ts";
+import type { RecordSealer, SealedRecord } from "./record.ts";
 
 interface Outgoing {
   kind: number;
@@ -250,11 +250,11 @@ export class SendQueue {
         }
         const plaintext = this.#nextPlaintext();
         if (plaintext !== undefined) {
-          await this.#write(await this.#sealer.seal(FrameType.MESSAGES, plaintext));
+          await this.#write(await this.#sealer.sealParts(FrameType.MESSAGES, plaintext));
           continue;
         }
         const record = this.#records.shift()!;
-        await this.#write(await this.#sealer.seal(record.type, record.plaintext));
+        await this.#write(await this.#sealer.sealParts(record.type, record.plaintext));
       }
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
@@ -284,7 +284,7 @@ export class SendQueue {
   }
 
   /** One write under the stall deadline: a stalled write closes the channel, which ends it. */
-  async #write(frame: Uint8Array): Promise<void> {
+  async #write(record: SealedRecord): Promise<void> {
     this.#watch.add(0, this.#stallMs, () => {
       this.#stallError = new ProtocolError(
         "PEER_TIMEOUT",
@@ -293,7 +293,8 @@ export class SendQueue {
       this.#channel.close();
     });
     try {
-      await this.#channel.write(frame);
+      if (record instanceof Uint8Array) await this.#channel.write(record);
+      else await writeHeadAndBody(this.#channel, record[0], record[1]);
     } catch (err) {
       throw this.#stallError ?? err;
     } finally {

@@ -19,7 +19,7 @@ import {
   escapeForLog,
 } from "./alerts.ts";
 import type { Timer } from "./bytes.ts";
-import type { ByteChannel } from "./channel.ts";
+import { type ByteChannel, writeHeadAndBody } from "./channel.ts";
 import { decodeValue, type EncodedValue, encodeValue } from "./codec.ts";
 import { inflateRaw } from "./compression.ts";
 import {
@@ -150,6 +150,10 @@ export class Session {
     write(data: Uint8Array): Promise<void> {
       this.#s.#bytesOut += data.length;
       return this.#s.#channel.write(data);
+    }
+    writeParts(head: Uint8Array, body: Uint8Array): Promise<void> {
+      this.#s.#bytesOut += head.length + body.length;
+      return writeHeadAndBody(this.#s.#channel, head, body);
     }
     close(): void {
       this.#s.#channel.close();

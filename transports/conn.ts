@@ -150,6 +150,21 @@ export class SocketConn implements Conn {
     return result;
   }
 
+  /**
+   * Writes `head`, then `body`, queued like one {@link write}: nothing else goes between them.
+   *
+   * @param head the first bytes (a record header)
+   * @param body the bytes after them (its sealed body)
+   */
+  writeParts(head: Uint8Array, body: Uint8Array): Promise<void> {
+    const result = this.#writes.then(async () => {
+      await this.#writeAll(head);
+      await this.#writeAll(body);
+    });
+    this.#writes = result.catch(() => {});
+    return result;
+  }
+
   async #writeAll(data: Uint8Array): Promise<void> {
     if (this.#handshakeError !== undefined) throw this.#handshakeError;
     this.#assertOpen();

@@ -26,6 +26,8 @@ export interface Conn {
   read(buffer: Uint8Array): Promise<number | null>;
   /** Writes every byte of `data` (loops over partial writes). */
   write(data: Uint8Array): Promise<void>;
+  /** Byte streams: writes `head` then `body`, nothing between (see `ByteChannel`). */
+  writeParts?(head: Uint8Array, body: Uint8Array): Promise<void>;
   /** Half-closes: the peer reads end of stream, this side can still read. */
   closeWrite(): Promise<void>;
   /** Closes both directions at once; pending and later reads resolve `null`. Idempotent. */

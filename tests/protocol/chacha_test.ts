@@ -5,11 +5,16 @@
  * large ones and KEY_UPDATE on AES-GCM; a flipped type byte is BAD_RECORD).
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { fromHex, toHex } from "../../protocol/bytes.ts";
+import { concatBytes, fromHex, toHex } from "../../protocol/bytes.ts";
 import { ChaCha20Poly1305 } from "../../protocol/chacha20poly1305.ts";
 import { chacha20poly1305 as nobleChaCha } from "npm:@noble/ciphers@2.4.0/chacha.js";
 import { FrameType, HEADER_SIZE } from "../../protocol/frame.ts";
-import { CHACHA_MAX_PLAINTEXT, RecordOpener, RecordSealer } from "../../protocol/record.ts";
+import {
+  CHACHA_MAX_PLAINTEXT,
+  RecordOpener,
+  RecordSealer,
+  SPLIT_WRITE_BYTES,
+} from "../../protocol/record.ts";
 import { ProtocolError } from "../../protocol/errors.ts";
 import { sessionPair } from "../_session_pair.ts";
 
@@ -121,6 +126,24 @@ Deno.test("records: small MESSAGES on ChaCha20-Poly1305, the rest on AES-GCM", a
     assertEquals(await open(c), new Uint8Array(4));
     assertEquals(await open(d), new Uint8Array(0));
   });
+
+  await t.step(
+    "a large AES-GCM record comes back as header and body, to be written in turn",
+    async () => {
+      const big = new Uint8Array(SPLIT_WRITE_BYTES).fill(3);
+      const parts = await sealer.sealParts(FrameType.MESSAGES, big);
+      if (parts instanceof Uint8Array) throw new Error("a large record should come back split");
+      assertEquals(parts[0].length, HEADER_SIZE);
+      assertEquals(parts[1].length, big.length + 16);
+      assertEquals(await open(concatBytes(parts[0], parts[1])), big);
+      const small = await sealer.sealParts(
+        FrameType.MESSAGES,
+        new Uint8Array(CHACHA_MAX_PLAINTEXT + 1),
+      );
+      if (!(small instanceof Uint8Array)) throw new Error("a smaller record should be one frame");
+      assertEquals((await open(small)).length, CHACHA_MAX_PLAINTEXT + 1);
+    },
+  );
 
   await t.step("both keys renew on KEY_UPDATE", async () => {
     assert(sealer.needsKeyUpdate);

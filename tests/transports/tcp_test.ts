@@ -104,6 +104,25 @@ Deno.test("tcp transport", async (t) => {
     }
   });
 
+  await t.step("writeParts writes head then body with no other write between", async () => {
+    const [listener, client, server] = await pair();
+    try {
+      const head = new Uint8Array(20).fill(0x11);
+      const body = new Uint8Array(MiB).fill(0x22);
+      const other = new Uint8Array(MiB).fill(0x33);
+      const reading = readExactly(server, 20 + 2 * MiB);
+      await Promise.all([client.writeParts!(head, body), client.write(other)]);
+      const got = await reading;
+      assert(got.subarray(0, 20).every((x) => x === 0x11));
+      assert(got.subarray(20, 20 + MiB).every((x) => x === 0x22));
+      assert(got.subarray(20 + MiB).every((x) => x === 0x33));
+    } finally {
+      client.close();
+      server.close();
+      listener.close();
+    }
+  });
+
   await t.step("connect refused gives CONNECT_FAILED", async () => {
     const listener = listenTcp({ port: 0 });
     const port = portOf(listener);
