@@ -163,6 +163,7 @@ async function main(): Promise<number> {
       secret,
       caCert: tlsFixtures().ca,
       rpcAddress: (t) => rpcServer.addresses[RPC_TRANSPORTS.indexOf(t)],
+      rpcPid: rpcServer.pid,
       rawAddress: (t) => rawServer.addresses[RAW_TRANSPORTS.indexOf(t)],
       floorAddress: floorServer?.addresses[0],
       remainingMs,

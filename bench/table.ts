@@ -8,6 +8,7 @@
 
 import { STREAM_WINDOW } from "./scenarios/stream.ts";
 import type { Options } from "./options.ts";
+import { vcpus } from "./cpu.ts";
 import { fmtSummary, type Results, type Side, type Summary } from "./results.ts";
 
 type Column = "raw" | "json" | "grpc" | "capnweb";
@@ -215,6 +216,14 @@ function rowsFor(o: Options): Row[] {
         rpc: ref("bulk", t, "crypto", "MB_s"),
         cols: {},
       });
+      for (const [side, what] of [["rpc", "the echo (client + server)"], ["crypto", "the bound"]]) {
+        rows.push({
+          label: `bulk: CPU cores busy (of ${vcpus()}), ${what}, all threads`,
+          transport: t,
+          rpc: ref("bulk", t, side as Side, "cores"),
+          cols: {},
+        });
+      }
     }
   }
   if (has("mem") && o.transports.includes("tcp")) {

@@ -4,12 +4,15 @@
  * the same run, AES-256-GCM seal + open of the same 1 MiB with Web Crypto
  * (`crypto.subtle.encrypt` / `decrypt`, 12-byte IV) → MB/s of payload. An echo makes each
  * process seal the megabyte once and open it once, so this is the most one side can do when
- * the cipher is the limit.
+ * the cipher is the limit. Both record the CPU cores they kept busy (`cores`: for the echo,
+ * client and server processes together, all threads), which shows when the machine is the
+ * limit.
  *
  * @module
  */
 
 import type { Transport } from "../common.ts";
+import { cpuSeconds } from "../cpu.ts";
 import type { Bound } from "../plan.ts";
 import { rawPipeline } from "../raw.ts";
 import { keepInFlight, withClient, withRaw } from "./clients.ts";
@@ -26,7 +29,7 @@ function same(x: unknown): boolean {
 
 let key: Promise<CryptoKey> | undefined;
 
-/** AES-256-GCM seal + open of 1 MiB, up to `b.n` times or `b.ms`. */
+/** AES-256-GCM seal + open of 1 MiB, up to `b.n` times or `b.ms`; also the cores it kept busy. */
 export async function cryptoBound(b: Bound): Promise<RepResult> {
   key ??= crypto.subtle.importKey(
     "raw",
@@ -39,6 +42,7 @@ export async function cryptoBound(b: Bound): Promise<RepResult> {
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const ivView = new DataView(iv.buffer);
   const start = performance.now();
+  const cpuStart = cpuSeconds();
   const stopAt = start + b.ms;
   let i = 0;
   for (; i < b.n; i++) {
@@ -49,7 +53,8 @@ export async function cryptoBound(b: Bound): Promise<RepResult> {
     if (opened.byteLength !== MIB) throw new Error("AES-GCM round trip lost bytes");
   }
   const secs = (performance.now() - start) / 1000;
-  return { values: { MB_s: i * MIB / secs / 1e6 }, limited: i < b.n };
+  const cores = (cpuSeconds() - cpuStart) / secs;
+  return { values: { MB_s: i * MIB / secs / 1e6, cores }, limited: i < b.n };
 }
 
 /** The sides of bulk on a transport: @trust/rpc, raw echo, crypto bound. */
@@ -60,12 +65,15 @@ export function bulkSides(ctx: Context, t: Transport): SideSpec[] {
       bounds: ctx.plan.bulk.rpc,
       run: (b) =>
         withClient(ctx, ctx.rpcAddress(t), b.ms, async (client) => {
+          const cpuStart = cpuSeconds() + cpuSeconds(ctx.rpcPid);
           const r = await keepInFlight(b, IN_FLIGHT, async () => {
             if (!same(await client.call("echo", [payload]))) {
               throw new Error("echo returned something else");
             }
           });
-          return { values: { MB_s: r.done * MIB / r.secs / 1e6 }, limited: r.limited };
+          // Both processes: this one (the client) and the server.
+          const cores = (cpuSeconds() + cpuSeconds(ctx.rpcPid) - cpuStart) / r.secs;
+          return { values: { MB_s: r.done * MIB / r.secs / 1e6, cores }, limited: r.limited };
         }),
     },
     {

@@ -22,6 +22,8 @@ export interface Context {
   caCert: string;
   /** The @trust/rpc bench server's address on a transport. */
   rpcAddress(t: RpcTransport): string;
+  /** The @trust/rpc bench server's pid (for its CPU time). */
+  rpcPid: number;
   /** The raw echo server's address on a transport. */
   rawAddress(t: Transport): string;
   /** The handshake floor server's address (`hs_floor.ts`), when hs runs. */
