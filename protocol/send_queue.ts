@@ -70,6 +70,15 @@ export interface SendQueueOptions {
   onError: (err: Error) => void;
 }
 
+/**
+ * The write-stall deadlines of every send queue in the process, on one timer. A write does
+ * not move its queue's entry, it only notes when it began: the entry fires `stallMs` after it
+ * was added, and a queue still writing then is checked against the write in progress (and
+ * watched again for the rest of its time), while one that is not writing drops out. So a
+ * busy queue touches no timer per write and an idle one holds no deadline at all.
+ */
+const STALL_WATCH = new Deadlines<SendQueue>(Date.now, true);
+
 /** The ordered, batching send queue. */
 export class SendQueue {
   #channel: ByteChannel;
@@ -87,7 +96,10 @@ export class SendQueue {
   #running = false;
   #failed: Error | undefined;
   #idle: (() => void)[] = [];
-  #watch = new Deadlines<0>();
+  /** `Date.now()` when the write in progress began; 0 between writes. */
+  #writeStarted = 0;
+  /** The queue has an entry in {@link STALL_WATCH}. */
+  #watched = false;
   #stallError: Error | undefined;
   /** Small messages queued that are not stream chunks (those leave at once). */
   #urgent = 0;
@@ -207,7 +219,8 @@ export class SendQueue {
     this.#records = [];
     this.#queuedBytes = 0;
     this.#urgent = 0;
-    this.#watch.clear();
+    if (this.#watched) STALL_WATCH.delete(this);
+    this.#watched = false;
     if (this.#hop !== undefined) {
       this.#hop.port1.close();
       this.#hop.port2.close();
@@ -285,21 +298,38 @@ export class SendQueue {
 
   /** One write under the stall deadline: a stalled write closes the channel, which ends it. */
   async #write(record: SealedRecord): Promise<void> {
-    this.#watch.add(0, this.#stallMs, () => {
-      this.#stallError = new ProtocolError(
-        "PEER_TIMEOUT",
-        `The peer stopped reading: a write stalled for ${this.#stallMs} ms`,
-      );
-      this.#channel.close();
-    });
+    this.#writeStarted = Date.now();
+    if (!this.#watched) this.#watch(this.#stallMs);
     try {
       if (record instanceof Uint8Array) await this.#channel.write(record);
       else await writeHeadAndBody(this.#channel, record[0], record[1]);
     } catch (err) {
       throw this.#stallError ?? err;
     } finally {
-      this.#watch.delete(0);
+      this.#writeStarted = 0;
     }
+  }
+
+  #watch(ms: number): void {
+    this.#watched = true;
+    STALL_WATCH.add(this, ms, () => this.#checkStall());
+  }
+
+  /** The queue's stall deadline came: closes the channel if the write in progress is stuck. */
+  #checkStall(): void {
+    this.#watched = false;
+    const started = this.#writeStarted;
+    if (started === 0 || this.#failed) return;
+    const waited = Date.now() - started;
+    if (waited < this.#stallMs) {
+      this.#watch(this.#stallMs - waited);
+      return;
+    }
+    this.#stallError = new ProtocolError(
+      "PEER_TIMEOUT",
+      `The peer stopped reading: a write stalled for ${this.#stallMs} ms`,
+    );
+    this.#channel.close();
   }
 
   /** Takes whole small messages, then one piece of the head bulk message, into a plaintext. */
