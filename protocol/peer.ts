@@ -27,13 +27,8 @@ export class Peer {
   readonly transport: string;
   /** The client's address (`127.0.0.1:53122`, `unix`). */
   readonly remoteAddress: string;
-  /** When it authenticated. */
-  readonly connectedAt: Date;
-  /**
-   * Your own data about this peer (a user name, a room…), kept for the life of the
-   * connection: `peer.data.name = "alice"`. Never sent anywhere.
-   */
-  readonly data: Record<string, unknown> = {};
+  #connectedAt = Date.now();
+  #data: Record<string, unknown> | undefined;
   #session: Session;
 
   /** @internal created by the server */
@@ -42,7 +37,20 @@ export class Peer {
     this.id = session.id;
     this.transport = origin.transport;
     this.remoteAddress = origin.remoteAddress;
-    this.connectedAt = new Date();
+  }
+
+  /** When it authenticated. */
+  get connectedAt(): Date {
+    return new Date(this.#connectedAt);
+  }
+
+  /**
+   * Your own data about this peer (a user name, a room…), kept for the life of the
+   * connection: `peer.data.name = "alice"`. Never sent anywhere. (Made on first use: most
+   * peers of a busy server never need one.)
+   */
+  get data(): Record<string, unknown> {
+    return this.#data ??= {};
   }
 
   /** Calls served for this peer right now (open streams not included). */
