@@ -394,9 +394,7 @@ export class Server implements AsyncDisposable {
       return;
     }
     reader.resize(); // adaptive from now on: small while idle, larger under load
-    // The handler context exposes the Peer, which itself wraps the session: fill it in below.
-    const holder: { peer?: Peer } = {};
-    const session = new Session({
+    const session: Session = new Session({
       role: "server",
       channel: conn,
       reader,
@@ -410,15 +408,10 @@ export class Server implements AsyncDisposable {
       middleware: this.#options.middleware,
       interceptors: this.#options.interceptors,
       compression: this.#options.compression,
-      onEvent: (name, data) => this.#events.dispatch(name, [holder.peer!], data),
-      context: {
-        get peer() {
-          return holder.peer;
-        },
-      },
+      onEvent: (name, data) => this.#events.dispatch(name, [session.peer as Peer], data),
     });
-    const peer = new Peer(session, conn);
-    holder.peer = peer;
+    // Handlers see the Peer (which wraps the session) as `this.peer`.
+    const peer = session.peer = new Peer(session, conn);
     this.#peers.add(peer);
     this.#counters.handshakeOk();
     this.#log.info("handshake_ok", {

@@ -113,6 +113,8 @@ export class Session {
   #timing: RecordTiming | undefined;
   #bytesIn = 0;
   #bytesOut = 0;
+  /** What handlers see as `this.peer`: on the server, the `Peer` wrapping this session. */
+  peer: unknown;
   #requests = 0;
 
   /**
@@ -122,7 +124,6 @@ export class Session {
    */
   static #Ports = class Ports implements ByteChannel, IncomingHost, HeartbeatHost {
     readonly sessionId: string;
-    readonly #context: { readonly peer?: unknown } | undefined;
     readonly middleware: readonly Middleware[] | undefined;
     readonly maxStreams: number;
     readonly slots: Slots | undefined;
@@ -132,7 +133,6 @@ export class Session {
     constructor(session: Session, options: SessionOptions) {
       this.#s = session;
       this.sessionId = session.id;
-      this.#context = options.context;
       this.middleware = options.middleware?.length ? options.middleware : undefined;
       this.maxStreams = session.#limits.maxStreams;
       this.slots = options.slots;
@@ -140,7 +140,7 @@ export class Session {
     }
 
     get peer(): unknown {
-      return this.#context?.peer;
+      return this.#s.peer;
     }
 
     // ByteChannel

@@ -36,8 +36,6 @@ export interface SessionOptions {
   callTimeout?: number;
   /** Logger. */
   logger?: Logger;
-  /** What handlers see as `this.peer` (read when a handler asks: a getter may fill it in later). */
-  context?: { readonly peer?: unknown };
   /** Handler slots shared with other sessions (a server-wide cap on handlers running). */
   slots?: Slots;
   /** Called with the last id the peer will process when it sends GOAWAY. */
