@@ -60,10 +60,24 @@ export function readU64(view: DataView, offset: number): number {
   return hi * 0x1_0000_0000 + view.getUint32(offset + 4);
 }
 
+const ENCODER = new TextEncoder();
+
 /** ASCII (or UTF-8) bytes of a string. */
 export function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
+  return ENCODER.encode(text);
 }
+
+/**
+ * {@link utf8} of a label the protocol uses over and over (HKDF infos, transcript contexts),
+ * encoded once: the same few strings every handshake. Callers must not modify the bytes.
+ */
+export function labelBytes(label: string): Uint8Array {
+  let bytes = LABELS.get(label);
+  if (bytes === undefined) LABELS.set(label, bytes = utf8(label));
+  return bytes;
+}
+
+const LABELS = new Map<string, Uint8Array>();
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);

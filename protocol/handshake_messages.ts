@@ -5,7 +5,7 @@
  * @module
  */
 
-import { bufferSource as bs, bytesEqual, concatBytes, utf8 } from "./bytes.ts";
+import { bufferSource as bs, bytesEqual, concatBytes, labelBytes, utf8 } from "./bytes.ts";
 import { ProtocolError } from "./errors.ts";
 import { hkdf } from "./hkdf.ts";
 import { hmacSha256, sha256Concat, timingSafeEqual } from "./sha256.ts";
@@ -185,7 +185,7 @@ export function transcriptHash(
   m1: Uint8Array,
   m2: Uint8Array,
 ): Uint8Array {
-  const context = utf8(`trust-rpc/1\0${transport}\0`);
+  const context = labelBytes(`trust-rpc/1\0${transport}\0`);
   return sha256Concat([context, m1.subarray(0, M1_SIZE), m2.subarray(0, M2_SIZE - 32)]);
 }
 

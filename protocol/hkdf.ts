@@ -6,7 +6,7 @@
  * @module
  */
 
-import { utf8 } from "./bytes.ts";
+import { labelBytes } from "./bytes.ts";
 import { hkdfSha256 } from "./sha256.ts";
 
 /** `HKDF-SHA256(IKM = ikm, salt, info = UTF-8 of info)`, `length` bytes. */
@@ -16,5 +16,5 @@ export function hkdf(
   info: string,
   length: number,
 ): Uint8Array {
-  return hkdfSha256(ikm, salt, utf8(info), length);
+  return hkdfSha256(ikm, salt, labelBytes(info), length);
 }
