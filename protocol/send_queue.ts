@@ -39,6 +39,8 @@ const MIN_PIECE = 1024;
  * keep that wait near a millisecond while costing a few percent of bulk throughput.
  */
 export const MAX_BULK_PIECE = 256 * 1024;
+/** Record plaintexts from this size up are built in a reused buffer. */
+const SCRATCH_MIN = 64 * 1024;
 const EMPTY = new Uint8Array(0);
 const textEncoder = new TextEncoder();
 
@@ -79,6 +81,10 @@ export interface SendQueueOptions {
  */
 const STALL_WATCH = new Deadlines<SendQueue>(Date.now, true);
 
+/** Drops the scratch buffers of queues that stopped sending bulk data, on one timer. */
+const SCRATCH_RELEASE = new Deadlines<SendQueue>(Date.now, true);
+const SCRATCH_KEEP_MS = 1000;
+
 /** The ordered, batching send queue. */
 export class SendQueue {
   #channel: ByteChannel;
@@ -103,6 +109,12 @@ export class SendQueue {
   #stallError: Error | undefined;
   /** Small messages queued that are not stream chunks (those leave at once). */
   #urgent = 0;
+  /**
+   * The plaintext buffer of large records, reused while bulk data flows (allocating 256 KiB
+   * costs Deno several times more than filling it) and dropped once the queue has been idle
+   * for a second.
+   */
+  #scratch: Uint8Array | undefined;
   /** A macrotask hop (made on first use, closed with the queue), to let a stream burst gather. */
   #hop: MessageChannel | undefined;
   #hopWake: (() => void) | undefined;
@@ -221,6 +233,8 @@ export class SendQueue {
     this.#urgent = 0;
     if (this.#watched) STALL_WATCH.delete(this);
     this.#watched = false;
+    if (this.#scratch !== undefined) SCRATCH_RELEASE.delete(this);
+    this.#scratch = undefined;
     if (this.#hop !== undefined) {
       this.#hop.port1.close();
       this.#hop.port2.close();
@@ -275,6 +289,11 @@ export class SendQueue {
       this.#onError(error);
     } finally {
       this.#running = false;
+      if (this.#scratch !== undefined) {
+        SCRATCH_RELEASE.add(this, SCRATCH_KEEP_MS, () => {
+          if (!this.#running) this.#scratch = undefined;
+        });
+      }
       if (this.#isEmpty() || this.#failed) this.#wakeIdle();
       else this.#schedule();
     }
@@ -354,7 +373,7 @@ export class SendQueue {
       if (withBulk) piece = Math.min(room, left, MAX_BULK_PIECE);
     }
     if (end === this.#smallHead && !withBulk) return undefined;
-    const out = new Uint8Array(used + (withBulk ? MESSAGE_HEADER_SIZE + piece : 0));
+    const out = this.#plaintextBuffer(used + (withBulk ? MESSAGE_HEADER_SIZE + piece : 0));
     let offset = 0;
     for (let i = this.#smallHead; i < end; i++) {
       const m = this.#small[i];
@@ -383,6 +402,18 @@ export class SendQueue {
       if (last) this.#finishBulk();
     }
     return out;
+  }
+
+  /**
+   * A buffer for a record plaintext of `size` bytes: new when small, the reused scratch when
+   * large. Safe because a plaintext is sealed (and so read) before the next one is built.
+   */
+  #plaintextBuffer(size: number): Uint8Array {
+    if (size < SCRATCH_MIN) return new Uint8Array(size);
+    if (this.#scratch === undefined || this.#scratch.length < size) {
+      this.#scratch = new Uint8Array(Math.max(size, MESSAGE_HEADER_SIZE + MAX_BULK_PIECE));
+    }
+    return this.#scratch.subarray(0, size);
   }
 
   #finishBulk(): void {
