@@ -243,6 +243,18 @@ function parseJson(bytes: Uint8Array, maxDepth: number): unknown {
   } catch {
     throw new ProtocolError("BAD_UTF8", "Payload is not valid UTF-8");
   }
+  return parseJsonText(text, maxDepth);
+}
+
+/**
+ * Decodes a JSON payload (no BINARY flag) already turned into text, with the same checks as
+ * {@link decodeValue}.
+ *
+ * @param text the payload's UTF-8 text
+ * @param maxDepth the deepest nesting accepted
+ * @throws {ProtocolError} `TOO_DEEP`, or `PROTOCOL_ERROR` for invalid JSON
+ */
+export function parseJsonText(text: string, maxDepth: number = DEFAULT_MAX_JSON_DEPTH): unknown {
   // Valid JSON deeper than maxDepth needs at least 2 × (maxDepth + 1) characters.
   if (text.length > 2 * maxDepth && maxJsonDepth(text, maxDepth) > maxDepth) {
     throw new ProtocolError("TOO_DEEP", `JSON nesting is deeper than ${maxDepth} levels`);

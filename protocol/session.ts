@@ -20,7 +20,7 @@ import {
 } from "./alerts.ts";
 import type { Timer } from "./bytes.ts";
 import { type ByteChannel, writeHeadAndBody } from "./channel.ts";
-import { decodeValue, type EncodedValue, encodeValue } from "./codec.ts";
+import { decodeValue, type EncodedValue, encodeValue, parseJsonText } from "./codec.ts";
 import { inflateRaw } from "./compression.ts";
 import {
   ConnectionClosedError,
@@ -55,6 +55,7 @@ import {
 import { Reassembler } from "./reassembly.ts";
 import { RecordOpener, RecordSealer } from "./record.ts";
 import { RecordReader } from "./record_reader.ts";
+import { RecordText } from "./record_text.ts";
 import { parseRequest } from "./request.ts";
 import type { RpcChannel, RpcStream } from "./rpc_stream.ts";
 import { SendQueue } from "./send_queue.ts";
@@ -109,6 +110,8 @@ export class Session {
   #idleWaiters: (() => void)[] = [];
   /** True while the read loop waits on our own backpressure (silence is then ours). */
   #paused = false;
+  /** The text of the small ASCII payloads of the record being dispatched. */
+  #recordText: RecordText | undefined;
   /** Times the calls of each record (only with metrics). */
   #timing: RecordTiming | undefined;
   #bytesIn = 0;
@@ -463,12 +466,16 @@ export class Session {
         this.#bytesIn += HEADER_SIZE + TAG_SIZE + record.plaintext.length;
         this.#timing?.start();
         if (record.type === FrameType.ALERT) return this.#onAlert(record.plaintext);
-        for (const m of decodeMessages(record.plaintext)) {
+        const messages = decodeMessages(record.plaintext);
+        // One decode of the whole record pays off from two messages up.
+        if (messages.length > 1) this.#recordText = new RecordText(record.plaintext);
+        for (const m of messages) {
           const inflating = this.#onMessage(m);
           // A compressed message is inflated before the next one is read: order is kept.
           if (inflating !== undefined) await inflating;
           if (this.isClosed) return;
         }
+        this.#recordText = undefined;
         this.#timing?.flush();
       }
     } catch (err) {
@@ -558,9 +565,10 @@ export class Session {
 
   #decode(payload: Uint8Array | Error, flags: number): unknown {
     if (payload instanceof Error) throw payload;
-    return decodeValue(payload, (flags & Flag.BINARY) !== 0, {
-      maxDepth: this.#limits.maxJsonDepth,
-    });
+    const binary = (flags & Flag.BINARY) !== 0;
+    const text = binary ? undefined : this.#recordText?.ascii(payload);
+    if (text !== undefined) return parseJsonText(text, this.#limits.maxJsonDepth);
+    return decodeValue(payload, binary, { maxDepth: this.#limits.maxJsonDepth });
   }
 
   #onAnswer(id: number, isError: boolean, payload: Uint8Array | Error, flags: number): void {
