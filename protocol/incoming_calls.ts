@@ -77,10 +77,14 @@ function abort(state: Running, reason: RpcError): void {
   if (state.iterator) stopIterator(state.iterator);
 }
 
+/** The empty table every {@link IncomingCalls} reads until a handler outlives its record. */
+const NONE_RUNNING = new Map<number, Running>(); // never written: see #runningMap()
+
 /** The peer's requests that are running on this side. */
 export class IncomingCalls {
   #host: IncomingHost;
-  #running = new Map<number, Running>();
+  /** Made for the first handler that outlives its record (quick handlers never need it). */
+  #running: Map<number, Running> = NONE_RUNNING;
   #deadlines = new Deadlines<number>();
   #streams = 0;
 
@@ -159,7 +163,7 @@ export class IncomingCalls {
     }
     // No free slot server-wide: the call waits its turn, counted as running here so that this
     // connection's backpressure still applies. Cancelled meanwhile, it never runs.
-    this.#running.set(id, state);
+    this.#runningMap().set(id, state);
     slots.run(() => {
       this.#running.delete(id);
       if (state.cancelled) {
@@ -229,7 +233,7 @@ export class IncomingCalls {
       this.#ended(method, "ok", started, inRun);
       return;
     }
-    this.#running.set(id, state);
+    this.#runningMap().set(id, state);
     if (timeout) {
       this.#deadlines.add(
         id,
@@ -336,6 +340,11 @@ export class IncomingCalls {
     if (metrics !== undefined) {
       metrics.callDone(method, outcome, (performance.now() - started) / 1000);
     }
+  }
+
+  #runningMap(): Map<number, Running> {
+    if (this.#running === NONE_RUNNING) this.#running = new Map();
+    return this.#running;
   }
 
   /** The caller cancelled (or its input failed): the handler's signal aborts. */
