@@ -442,45 +442,67 @@ export class Session {
 
   // ---- receiving -----------------------------------------------------------------------
 
+  // The loop an idle connection stays suspended in: kept small (a suspended async function
+  // holds all its registers), the work on a record is done by the methods below.
   async #readLoop(): Promise<void> {
     try {
       while (!this.isClosed) {
-        if (this.#incoming.size >= this.#limits.maxInFlight) {
-          // Backpressure: stop reading until one of the peer's calls finishes here.
-          this.#paused = true;
-          await new Promise<void>((resolve) => this.#slotWaiter = resolve);
+        const room = this.#waitForRoom();
+        if (room !== undefined) {
+          await room;
           this.#paused = false;
-          if (this.isClosed) return;
-        }
-        if (this.#queue.backlogBytes > this.#limits.maxOutboundBytes) {
-          // The peer is not reading our answers: stop reading its requests until they leave
-          // (a peer that never reads is closed by the write-stall timeout).
-          this.#paused = true;
-          await this.#queue.drained();
-          this.#paused = false;
-          if (this.isClosed) return;
+          continue;
         }
         const record = await this.#records.next();
         this.#heartbeat.touch();
         if (record === null) return this.#peerEnded();
         this.#bytesIn += HEADER_SIZE + TAG_SIZE + record.plaintext.length;
-        this.#timing?.start();
         if (record.type === FrameType.ALERT) return this.#onAlert(record.plaintext);
-        const messages = decodeMessages(record.plaintext);
-        // One decode of the whole record pays off from two messages up.
-        if (messages.length > 1) this.#recordText = new RecordText(record.plaintext);
-        for (const m of messages) {
-          const inflating = this.#onMessage(m);
-          // A compressed message is inflated before the next one is read: order is kept.
-          if (inflating !== undefined) await inflating;
-          if (this.isClosed) return;
-        }
-        this.#recordText = undefined;
-        this.#timing?.flush();
+        const inflating = this.#onRecord(record.plaintext);
+        if (inflating !== undefined) await inflating;
       }
     } catch (err) {
       if (!this.isClosed) this.#fail(err instanceof Error ? err : new Error(String(err)), true);
     }
+  }
+
+  /** Backpressure: what to wait for before reading on, if anything. */
+  #waitForRoom(): Promise<void> | undefined {
+    if (this.#incoming.size >= this.#limits.maxInFlight) {
+      // Stop reading until one of the peer's calls finishes here.
+      this.#paused = true;
+      return new Promise<void>((resolve) => this.#slotWaiter = resolve);
+    }
+    if (this.#queue.backlogBytes > this.#limits.maxOutboundBytes) {
+      // The peer is not reading our answers: stop reading its requests until they leave
+      // (a peer that never reads is closed by the write-stall timeout).
+      this.#paused = true;
+      return this.#queue.drained();
+    }
+    return undefined;
+  }
+
+  /** Dispatches the messages of one record; a promise while one of them is being inflated. */
+  #onRecord(plaintext: Uint8Array): Promise<void> | undefined {
+    this.#timing?.start();
+    const messages = decodeMessages(plaintext);
+    // One decode of the whole record pays off from two messages up.
+    if (messages.length > 1) this.#recordText = new RecordText(plaintext);
+    return this.#onMessages(messages, 0);
+  }
+
+  #onMessages(messages: Message[], from: number): Promise<void> | undefined {
+    for (let i = from; i < messages.length; i++) {
+      const inflating = this.#onMessage(messages[i]);
+      // A compressed message is inflated before the next one is dispatched: order is kept.
+      if (inflating !== undefined) {
+        return inflating.then(() => this.isClosed ? undefined : this.#onMessages(messages, i + 1));
+      }
+      if (this.isClosed) return undefined;
+    }
+    this.#recordText = undefined;
+    this.#timing?.flush();
+    return undefined;
   }
 
   #onAlert(plaintext: Uint8Array): void {
