@@ -30,12 +30,22 @@ const work = {
   nonce: new Uint32Array(3),
   block: LITTLE_ENDIAN ? new Uint8Array(words.buffer) : new Uint8Array(64),
   words,
-  r: new Float64Array(10),
-  h: new Float64Array(10),
-  m: new Float64Array(10),
-  pad: new Uint16Array(8),
   scratch: new Uint8Array(16),
 };
+
+/**
+ * Poly1305 state, in six 22-bit limbs (132 bits): r, 20·r (index 0 unused), the accumulator h,
+ * a message block; and s, the pad, in 32-bit words.
+ */
+const poly = {
+  r: new Float64Array(6),
+  r20: new Float64Array(6),
+  h: new Float64Array(6),
+  m: new Float64Array(6),
+  pad: new Uint32Array(4),
+};
+/** The 2^128 bit of a full block, in the top limb (bits 110–131). */
+const HIBIT = 1 << 18;
 
 /** A ChaCha20-Poly1305 key (32 bytes). */
 export class ChaCha20Poly1305 {
@@ -43,10 +53,6 @@ export class ChaCha20Poly1305 {
   #nonce = work.nonce;
   #block = work.block;
   #words = work.words;
-  #r = work.r;
-  #h = work.h;
-  #m = work.m;
-  #pad = work.pad;
   #scratch = work.scratch;
 
   /**
@@ -171,9 +177,9 @@ export class ChaCha20Poly1305 {
    */
   #tag(aad: Uint8Array, sealed: Uint8Array, length: number, out: Uint8Array, at: number): void {
     this.#chachaBlock(0);
-    this.#polyInit(this.#block);
-    this.#polyPadded(aad, aad.length);
-    this.#polyPadded(sealed, length);
+    polyInit(this.#block);
+    polyPadded(aad, aad.length);
+    polyPadded(sealed, length);
     const lengths = this.#scratch;
     lengths.fill(0);
     let a = aad.length, c = length;
@@ -181,142 +187,145 @@ export class ChaCha20Poly1305 {
       lengths[i] = a & 0xff;
       lengths[8 + i] = c & 0xff;
     }
-    this.#polyBlock(lengths, 0, 1 << 11);
-    this.#polyFinish(out, at);
-  }
-
-  /** r (clamped) and s from the first 32 bytes of `otk`; h = 0. */
-  #polyInit(otk: Uint8Array): void {
-    const k = this.#scratch;
-    k.set(otk.subarray(0, 16));
-    k[3] &= 15, k[7] &= 15, k[11] &= 15, k[15] &= 15;
-    k[4] &= 252, k[8] &= 252, k[12] &= 252;
-    this.#h.fill(0);
-    // r uses the same 13-bit limbs as a message block (without the high bit).
-    splitLimbs(k, 0, this.#r, 0);
-    for (let i = 0; i < 8; i++) this.#pad[i] = otk[16 + i * 2] | (otk[17 + i * 2] << 8);
-  }
-
-  /** Absorbs the first `length` bytes of `data` in 16-byte blocks, the last zero-padded. */
-  #polyPadded(data: Uint8Array, length: number): void {
-    const full = length & ~15;
-    for (let i = 0; i < full; i += 16) this.#polyBlock(data, i, 1 << 11);
-    if (full < length) {
-      const last = this.#scratch;
-      last.fill(0);
-      for (let i = full; i < length; i++) last[i - full] = data[i];
-      this.#polyBlock(last, 0, 1 << 11);
-    }
-  }
-
-  /** h = (h + block + hibit·2^128) · r mod 2^130 − 5, in ten 13-bit limbs. */
-  #polyBlock(m: Uint8Array, at: number, hibit: number): void {
-    const h = this.#h, r = this.#r, block = this.#m;
-    splitLimbs(m, at, block, hibit);
-    const h0 = h[0] + block[0], h1 = h[1] + block[1], h2 = h[2] + block[2];
-    const h3 = h[3] + block[3], h4 = h[4] + block[4], h5 = h[5] + block[5];
-    const h6 = h[6] + block[6], h7 = h[7] + block[7], h8 = h[8] + block[8];
-    const h9 = h[9] + block[9];
-    const r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3], r4 = r[4];
-    const r5 = r[5], r6 = r[6], r7 = r[7], r8 = r[8], r9 = r[9];
-    // Limb k of the product wraps past 2^130 with a factor 5 (2^130 ≡ 5 mod p).
-    const s1 = 5 * r1, s2 = 5 * r2, s3 = 5 * r3, s4 = 5 * r4, s5 = 5 * r5;
-    const s6 = 5 * r6, s7 = 5 * r7, s8 = 5 * r8, s9 = 5 * r9;
-    let c = 0;
-    let d = h0 * r0 + h1 * s9 + h2 * s8 + h3 * s7 + h4 * s6 + h5 * s5 + h6 * s4 + h7 * s3 +
-      h8 * s2 + h9 * s1;
-    c = Math.floor(d / 8192), h[0] = d - c * 8192;
-    d = c + h0 * r1 + h1 * r0 + h2 * s9 + h3 * s8 + h4 * s7 + h5 * s6 + h6 * s5 + h7 * s4 +
-      h8 * s3 + h9 * s2;
-    c = Math.floor(d / 8192), h[1] = d - c * 8192;
-    d = c + h0 * r2 + h1 * r1 + h2 * r0 + h3 * s9 + h4 * s8 + h5 * s7 + h6 * s6 + h7 * s5 +
-      h8 * s4 + h9 * s3;
-    c = Math.floor(d / 8192), h[2] = d - c * 8192;
-    d = c + h0 * r3 + h1 * r2 + h2 * r1 + h3 * r0 + h4 * s9 + h5 * s8 + h6 * s7 + h7 * s6 +
-      h8 * s5 + h9 * s4;
-    c = Math.floor(d / 8192), h[3] = d - c * 8192;
-    d = c + h0 * r4 + h1 * r3 + h2 * r2 + h3 * r1 + h4 * r0 + h5 * s9 + h6 * s8 + h7 * s7 +
-      h8 * s6 + h9 * s5;
-    c = Math.floor(d / 8192), h[4] = d - c * 8192;
-    d = c + h0 * r5 + h1 * r4 + h2 * r3 + h3 * r2 + h4 * r1 + h5 * r0 + h6 * s9 + h7 * s8 +
-      h8 * s7 + h9 * s6;
-    c = Math.floor(d / 8192), h[5] = d - c * 8192;
-    d = c + h0 * r6 + h1 * r5 + h2 * r4 + h3 * r3 + h4 * r2 + h5 * r1 + h6 * r0 + h7 * s9 +
-      h8 * s8 + h9 * s7;
-    c = Math.floor(d / 8192), h[6] = d - c * 8192;
-    d = c + h0 * r7 + h1 * r6 + h2 * r5 + h3 * r4 + h4 * r3 + h5 * r2 + h6 * r1 + h7 * r0 +
-      h8 * s9 + h9 * s8;
-    c = Math.floor(d / 8192), h[7] = d - c * 8192;
-    d = c + h0 * r8 + h1 * r7 + h2 * r6 + h3 * r5 + h4 * r4 + h5 * r3 + h6 * r2 + h7 * r1 +
-      h8 * r0 + h9 * s9;
-    c = Math.floor(d / 8192), h[8] = d - c * 8192;
-    d = c + h0 * r9 + h1 * r8 + h2 * r7 + h3 * r6 + h4 * r5 + h5 * r4 + h6 * r3 + h7 * r2 +
-      h8 * r1 + h9 * r0;
-    c = Math.floor(d / 8192), h[9] = d - c * 8192;
-    d = h[0] + c * 5;
-    c = Math.floor(d / 8192), h[0] = d - c * 8192;
-    h[1] += c;
-  }
-
-  /** Fully reduces h mod 2^130 − 5, adds s, and writes the 16-byte tag. */
-  #polyFinish(out: Uint8Array, at: number): void {
-    const h = this.#h;
-    // Full carry, wrapping past 2^130 with a factor 5: three passes leave every limb below
-    // 2^13 (each pass shrinks what is carried out of the top limb to at most 1).
-    let c = 0;
-    for (let pass = 0; pass < 3; pass++) {
-      for (let i = 0; i < 10; i++) {
-        const v = h[i] + c;
-        c = Math.floor(v / 8192);
-        h[i] = v - c * 8192;
-      }
-      h[0] += c * 5;
-      c = 0;
-    }
-    // g = h + 5; when g reaches 2^130 (h ≥ p), h − p = g − 2^130 is the reduced value.
-    const g = this.#r; // r is not needed any more for this message
-    c = 5;
-    for (let i = 0; i < 10; i++) {
-      const v = h[i] + c;
-      c = v >>> 13;
-      g[i] = v & 0x1fff;
-    }
-    const mask = -c; // −1 (take g) or 0 (keep h), without a branch on the value
-    for (let i = 0; i < 10; i++) h[i] = (h[i] & ~mask) | (g[i] & mask);
-    const words = this.#m; // the message limbs are not needed any more either
-    words[0] = (h[0] | (h[1] << 13)) & 0xffff;
-    words[1] = ((h[1] >>> 3) | (h[2] << 10)) & 0xffff;
-    words[2] = ((h[2] >>> 6) | (h[3] << 7)) & 0xffff;
-    words[3] = ((h[3] >>> 9) | (h[4] << 4)) & 0xffff;
-    words[4] = ((h[4] >>> 12) | (h[5] << 1) | (h[6] << 14)) & 0xffff;
-    words[5] = ((h[6] >>> 2) | (h[7] << 11)) & 0xffff;
-    words[6] = ((h[7] >>> 5) | (h[8] << 8)) & 0xffff;
-    words[7] = ((h[8] >>> 8) | (h[9] << 5)) & 0xffff;
-    const pad = this.#pad;
-    let carry = 0;
-    for (let i = 0; i < 8; i++) {
-      const f = words[i] + pad[i] + carry;
-      carry = f >>> 16;
-      out[at + i * 2] = f & 0xff;
-      out[at + i * 2 + 1] = (f >>> 8) & 0xff;
-    }
+    polyBlock(lengths, 0, HIBIT);
+    polyFinish(out, at);
   }
 }
 
-/** Splits 16 little-endian bytes into ten 13-bit limbs (the top limb holds bits 117–127). */
+/**
+ * Poly1305 alone (§2.5): the tag of `message` under a 32-byte one-time key, computed by the same
+ * code as the AEAD's tag (exported for the RFC 8439 Appendix A.3 vectors in the tests).
+ */
+export function poly1305(key: Uint8Array, message: Uint8Array): Uint8Array {
+  if (key.length !== 32) throw new RangeError("Poly1305 needs a 32-byte key");
+  polyInit(key);
+  const full = message.length & ~15;
+  for (let i = 0; i < full; i += 16) polyBlock(message, i, HIBIT);
+  if (full < message.length) {
+    // A short last block ends with a 1 byte in place of the 2^128 bit.
+    const last = work.scratch;
+    last.fill(0);
+    last.set(message.subarray(full));
+    last[message.length - full] = 1;
+    polyBlock(last, 0, 0);
+  }
+  const tag = new Uint8Array(16);
+  polyFinish(tag, 0);
+  return tag;
+}
+
+/** r (clamped), 20·r and s from the first 32 bytes of `otk`; h = 0. */
+function polyInit(otk: Uint8Array): void {
+  const k = work.scratch, { r, r20, h, pad } = poly;
+  k.set(otk.subarray(0, 16));
+  k[3] &= 15, k[7] &= 15, k[11] &= 15, k[15] &= 15;
+  k[4] &= 252, k[8] &= 252, k[12] &= 252;
+  // r uses the same limbs as a message block (without the 2^128 bit).
+  splitLimbs(k, 0, r, 0);
+  // Products past 2^132 wrap with a factor 20 (2^132 = 4 · 2^130 ≡ 4 · 5 mod 2^130 − 5).
+  for (let i = 1; i < 6; i++) r20[i] = 20 * r[i];
+  h.fill(0);
+  for (let i = 0; i < 4; i++) pad[i] = le32(otk, 16 + i * 4);
+}
+
+/** Absorbs the first `length` bytes of `data` in 16-byte blocks, the last zero-padded (§2.8). */
+function polyPadded(data: Uint8Array, length: number): void {
+  const full = length & ~15;
+  for (let i = 0; i < full; i += 16) polyBlock(data, i, HIBIT);
+  if (full < length) {
+    const last = work.scratch;
+    last.fill(0);
+    for (let i = full; i < length; i++) last[i - full] = data[i];
+    polyBlock(last, 0, HIBIT);
+  }
+}
+
+/**
+ * h = (h + block + hibit) · r mod 2^130 − 5, partly reduced: 36 multiply-adds on six 22-bit
+ * limbs held in doubles, exact while every sum stays below 2^53.
+ *
+ * Bounds: on entry h0, h2…h5 < 2^22 and h1 < 2^22 + 2^8 (see the last carry below); adding a
+ * block (limbs < 2^22, the top one < 2^19) leaves every h limb < 2^23 + 2^8. The r limbs are
+ * < 2^22, so 20·r_j < 2^26.33 and each product is < 2^49.33; a limb of the product is six of
+ * them plus a carry < 2^30, so < 2^51.91 < 2^53. d5 has no wrapped terms: d5 < 2^47.6, its
+ * carry c is < 2^25.6 and 20·c < 2^30, so folding it into h0 carries at most 241 into h1.
+ */
+function polyBlock(m: Uint8Array, at: number, hibit: number): void {
+  const { h, r, r20, m: block } = poly;
+  splitLimbs(m, at, block, hibit);
+  const h0 = h[0] + block[0], h1 = h[1] + block[1], h2 = h[2] + block[2];
+  const h3 = h[3] + block[3], h4 = h[4] + block[4], h5 = h[5] + block[5];
+  const r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3], r4 = r[4], r5 = r[5];
+  const s1 = r20[1], s2 = r20[2], s3 = r20[3], s4 = r20[4], s5 = r20[5];
+  // Limb k sums h_i · r_j for i + j = k, and 20 · h_i · r_j for i + j = k + 6.
+  let d0 = h0 * r0 + h1 * s5 + h2 * s4 + h3 * s3 + h4 * s2 + h5 * s1;
+  let d1 = h0 * r1 + h1 * r0 + h2 * s5 + h3 * s4 + h4 * s3 + h5 * s2;
+  let d2 = h0 * r2 + h1 * r1 + h2 * r0 + h3 * s5 + h4 * s4 + h5 * s3;
+  let d3 = h0 * r3 + h1 * r2 + h2 * r1 + h3 * r0 + h4 * s5 + h5 * s4;
+  let d4 = h0 * r4 + h1 * r3 + h2 * r2 + h3 * r1 + h4 * r0 + h5 * s5;
+  let d5 = h0 * r5 + h1 * r4 + h2 * r3 + h3 * r2 + h4 * r1 + h5 * r0;
+  // Carries, on values past 2^32: division, not shifts.
+  let c = Math.floor(d0 / 4194304);
+  d0 -= c * 4194304, d1 += c, c = Math.floor(d1 / 4194304);
+  d1 -= c * 4194304, d2 += c, c = Math.floor(d2 / 4194304);
+  d2 -= c * 4194304, d3 += c, c = Math.floor(d3 / 4194304);
+  d3 -= c * 4194304, d4 += c, c = Math.floor(d4 / 4194304);
+  d4 -= c * 4194304, d5 += c, c = Math.floor(d5 / 4194304);
+  d5 -= c * 4194304, d0 += c * 20, c = Math.floor(d0 / 4194304);
+  h[0] = d0 - c * 4194304, h[1] = d1 + c, h[2] = d2, h[3] = d3, h[4] = d4, h[5] = d5;
+}
+
+/** Fully reduces h mod 2^130 − 5, adds s mod 2^128, and writes the 16-byte tag at `at`. */
+function polyFinish(out: Uint8Array, at: number): void {
+  const { h, m: g, pad } = poly; // the message limbs are free now; g reuses them
+  // Limbs are below 2^31 from here on, so int32 operations are exact. Carry fully, folding
+  // the bits from 2^130 up back into h0 with a factor 5 (2^130 ≡ 5). h < 2^132 + 2^30, so the
+  // first pass folds at most 4; the second folds at most 1, and only when what stays is below
+  // 20, so h0 < 25 then: every limb ends below 2^22 (the top one below 2^20), h < 2^130.
+  for (let pass = 0; pass < 2; pass++) {
+    let c = 0;
+    for (let i = 0; i < 5; i++) {
+      const v = h[i] + c;
+      c = v >>> 22;
+      h[i] = v & 0x3fffff;
+    }
+    const top = h[5] + c;
+    h[5] = top & 0xfffff;
+    h[0] += 5 * (top >>> 20);
+  }
+  // g = h + 5 − 2^130; it is the reduced value when h + 5 reaches 2^130 (h ≥ p).
+  let c = 5;
+  for (let i = 0; i < 5; i++) {
+    const v = h[i] + c;
+    c = v >>> 22;
+    g[i] = v & 0x3fffff;
+  }
+  const top = h[5] + c;
+  g[5] = top & 0xfffff;
+  const mask = -(top >>> 20); // −1 (take g) or 0 (keep h), without a branch on the value
+  for (let i = 0; i < 6; i++) h[i] = (h[i] & ~mask) | (g[i] & mask);
+  // h mod 2^128 in 32-bit words (bits 128 and 129 drop out), plus s, little-endian.
+  const h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5];
+  g[0] = (h0 | (h1 << 22)) >>> 0;
+  g[1] = ((h1 >>> 10) | (h2 << 12)) >>> 0;
+  g[2] = ((h2 >>> 20) | (h3 << 2) | (h4 << 24)) >>> 0;
+  g[3] = ((h4 >>> 8) | (h5 << 14)) >>> 0;
+  let carry = 0;
+  for (let i = 0; i < 4; i++) {
+    const f = g[i] + pad[i] + carry; // below 2^33: the bytes below keep its low 32 bits
+    carry = Math.floor(f / 4294967296);
+    const o = at + i * 4;
+    out[o] = f, out[o + 1] = f >>> 8, out[o + 2] = f >>> 16, out[o + 3] = f >>> 24;
+  }
+}
+
+/** Splits 16 little-endian bytes into six 22-bit limbs (the top one holds bits 110–127). */
 function splitLimbs(m: Uint8Array, at: number, out: Float64Array, hibit: number): void {
-  const t0 = m[at] | (m[at + 1] << 8), t1 = m[at + 2] | (m[at + 3] << 8);
-  const t2 = m[at + 4] | (m[at + 5] << 8), t3 = m[at + 6] | (m[at + 7] << 8);
-  const t4 = m[at + 8] | (m[at + 9] << 8), t5 = m[at + 10] | (m[at + 11] << 8);
-  const t6 = m[at + 12] | (m[at + 13] << 8), t7 = m[at + 14] | (m[at + 15] << 8);
-  out[0] = t0 & 0x1fff;
-  out[1] = ((t0 >>> 13) | (t1 << 3)) & 0x1fff;
-  out[2] = ((t1 >>> 10) | (t2 << 6)) & 0x1fff;
-  out[3] = ((t2 >>> 7) | (t3 << 9)) & 0x1fff;
-  out[4] = ((t3 >>> 4) | (t4 << 12)) & 0x1fff;
-  out[5] = (t4 >>> 1) & 0x1fff;
-  out[6] = ((t4 >>> 14) | (t5 << 2)) & 0x1fff;
-  out[7] = ((t5 >>> 11) | (t6 << 5)) & 0x1fff;
-  out[8] = ((t6 >>> 8) | (t7 << 8)) & 0x1fff;
-  out[9] = (t7 >>> 5) | hibit;
+  const w0 = le32(m, at), w1 = le32(m, at + 4), w2 = le32(m, at + 8), w3 = le32(m, at + 12);
+  out[0] = w0 & 0x3fffff;
+  out[1] = ((w0 >>> 22) | (w1 << 10)) & 0x3fffff;
+  out[2] = ((w1 >>> 12) | (w2 << 20)) & 0x3fffff;
+  out[3] = (w2 >>> 2) & 0x3fffff;
+  out[4] = ((w2 >>> 24) | (w3 << 8)) & 0x3fffff;
+  out[5] = (w3 >>> 14) | hibit;
 }

@@ -6,8 +6,9 @@
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { concatBytes, fromHex, toHex } from "../../protocol/bytes.ts";
-import { ChaCha20Poly1305 } from "../../protocol/chacha20poly1305.ts";
+import { ChaCha20Poly1305, poly1305 } from "../../protocol/chacha20poly1305.ts";
 import { chacha20poly1305 as nobleChaCha } from "npm:@noble/ciphers@2.4.0/chacha.js";
+import { poly1305 as noblePoly1305 } from "npm:@noble/ciphers@2.4.0/_poly1305.js";
 import { FrameType, HEADER_SIZE } from "../../protocol/frame.ts";
 import {
   CHACHA_MAX_PLAINTEXT,
@@ -67,6 +68,117 @@ Deno.test("ChaCha20-Poly1305: equal to @noble/ciphers on 2,000 random inputs", (
       throw new Error(`Mismatch at input ${i} (${plaintext.length} bytes, aad ${aad.length})`);
     }
     assertEquals(ours.open(nonce, aad, reference), plaintext);
+  }
+});
+
+const IETF_TEXT = "Any submission to the IETF intended by the Contributor for publication as " +
+  "all or part of an IETF Internet-Draft or RFC and any statement made within the context of " +
+  'an IETF activity is considered an "IETF Contribution". Such statements include oral ' +
+  "statements in IETF sessions, as well as written and electronic communications made at any " +
+  "time or place, which are addressed to";
+
+Deno.test("Poly1305: RFC 8439 §2.5.2 and Appendix A.3 vectors #1-#11", () => {
+  const text = (s: string) => toHex(new TextEncoder().encode(s));
+  const zeros = (n: number) => "00".repeat(n);
+  // [one-time key, message, tag], all hex: §2.5.2's, then A.3's #1-#11 (at their own index);
+  // #5-#11 aim at the final reduction and carries.
+  const vectors: [string, string, string][] = [
+    [
+      "85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b",
+      text("Cryptographic Forum Research Group"),
+      "a8061dc1305136c6c22b8baf0c0127a9",
+    ],
+    [zeros(32), zeros(64), zeros(16)], // #1
+    [
+      zeros(16) + "36e5f6b5c5e06070f0efca96227a863e",
+      text(IETF_TEXT),
+      "36e5f6b5c5e06070f0efca96227a863e",
+    ],
+    [
+      "36e5f6b5c5e06070f0efca96227a863e" + zeros(16),
+      text(IETF_TEXT),
+      "f3477e7cd95417af89a6b8794c310cf0",
+    ],
+    [
+      "1c9240a5eb55d38af333888604f6b5f0473917c1402b80099dca5cbc207075c0",
+      text(
+        "'Twas brillig, and the slithy toves\nDid gyre and gimble in the wabe:\n" +
+          "All mimsy were the borogoves,\nAnd the mome raths outgrabe.",
+      ),
+      "4541669a7eaaee61e708dc7cbcc5eb62",
+    ],
+    // #5: a partly reduced h that is not fully reduced (h ≥ p).
+    ["02" + zeros(31), "ff".repeat(16), "03" + zeros(15)],
+    // #6: adding s wraps past 2^128.
+    ["02" + zeros(15) + "ff".repeat(16), "02" + zeros(15), "03" + zeros(15)],
+    // #7: an all-ones limb with a carry from below.
+    [
+      "01" + zeros(31),
+      "ff".repeat(16) + "f0" + "ff".repeat(15) + "11" + zeros(15),
+      "05" + zeros(15),
+    ],
+    // #8: h is exactly p.
+    ["01" + zeros(31), "ff".repeat(16) + "fb" + "fe".repeat(15) + "01".repeat(16), zeros(16)],
+    // #9: h is exactly p − 1.
+    ["02" + zeros(31), "fd" + "ff".repeat(15), "fa" + "ff".repeat(15)],
+    // #10 and #11: the ×5 fold of the top bits gives a 131-bit value (mid-way, then at the end).
+    [
+      "01" + zeros(7) + "04" + zeros(23),
+      "e33594d7505e43b9" + zeros(8) + "3394d7505e4379cd01" + zeros(23) + "01" + zeros(15),
+      "1400000000000000" + "5500000000000000",
+    ],
+    [
+      "01" + zeros(7) + "04" + zeros(23),
+      "e33594d7505e43b9" + zeros(8) + "3394d7505e4379cd01" + zeros(23),
+      "13" + zeros(15),
+    ],
+  ];
+  for (const [i, [key, message, tag]] of vectors.entries()) {
+    assertEquals(toHex(poly1305(fromHex(key), fromHex(message))), tag, `vector ${i}`);
+  }
+  assertThrows(() => poly1305(new Uint8Array(16), new Uint8Array(0)), RangeError);
+});
+
+Deno.test("Poly1305: equal to @noble/ciphers where carries and the reduction are tight", () => {
+  const check = (key: Uint8Array, message: Uint8Array, what: string) => {
+    const ours = toHex(poly1305(key, message));
+    const reference = toHex(noblePoly1305(message, key));
+    if (ours !== reference) throw new Error(`Mismatch: ${what}, ${message.length} bytes`);
+  };
+  const key = (r: number | Uint8Array, s: number | Uint8Array) => {
+    const k = new Uint8Array(32);
+    if (typeof r === "number") k.fill(r, 0, 16);
+    else k.set(r);
+    if (typeof s === "number") k.fill(s, 16);
+    else k.set(s, 16);
+    return k;
+  };
+  const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+  // r clamped from all ones (its largest limbs), s all ones (h + s wraps 2^128), empty to 64
+  // bytes of all-ones or random messages.
+  for (let n = 0; n <= 64; n++) {
+    const ones = new Uint8Array(n).fill(0xff);
+    check(key(0xff, 0xff), ones, "r, s and message all ones");
+    check(key(0xff, 0), ones, "r and message all ones");
+    check(key(0xff, 0xff), random(n), "r and s all ones");
+    check(key(random(16), 0xff), ones, "s and message all ones");
+    check(key(random(16), random(16)), random(n), "random");
+  }
+  // Longer all-ones messages keep the accumulator's limbs at their largest block after block.
+  for (const n of [127, 128, 129, 1000, 1024]) {
+    check(key(0xff, 0xff), new Uint8Array(n).fill(0xff), "all ones");
+  }
+  // With r = 1 two full blocks sum to h = m1 + m2 + 2^129: m1 all ones and m2 = 2^128 − 4 + δ
+  // leave h = p + δ, just below, at or just above p (δ = −4…3).
+  for (let delta = -4; delta <= 3; delta++) {
+    const message = new Uint8Array(32).fill(0xff);
+    message[16] = 0xfc + delta;
+    check(key(fromHex("01"), 0), message, `h = p ${delta < 0 ? "-" : "+"} ${Math.abs(delta)}`);
+    check(
+      key(fromHex("01"), 0xff),
+      message,
+      `h = p ${delta < 0 ? "-" : "+"} ${Math.abs(delta)}, s all ones`,
+    );
   }
 });
 
