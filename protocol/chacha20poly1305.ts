@@ -275,6 +275,22 @@ function polyBlock(m: Uint8Array, at: number, hibit: number): void {
   h[0] = d0 - c * 4194304, h[1] = d1 + c, h[2] = d2, h[3] = d3, h[4] = d4, h[5] = d5;
 }
 
+/**
+ * `out` = (`h` + `add`) mod 2^130 with every limb carried (22 bits, the top one 20); returns
+ * what was carried past 2^130. Int32 operations: every limb of `h` is below 2^31 here.
+ */
+function carry130(h: Float64Array, add: number, out: Float64Array): number {
+  let c = add;
+  for (let i = 0; i < 5; i++) {
+    const v = h[i] + c;
+    c = v >>> 22;
+    out[i] = v & 0x3fffff;
+  }
+  const top = h[5] + c;
+  out[5] = top & 0xfffff;
+  return top >>> 20;
+}
+
 /** Fully reduces h mod 2^130 − 5, adds s mod 2^128, and writes the 16-byte tag at `at`. */
 function polyFinish(out: Uint8Array, at: number): void {
   const { h, m: g, pad } = poly; // the message limbs are free now; g reuses them
@@ -283,26 +299,11 @@ function polyFinish(out: Uint8Array, at: number): void {
   // first pass folds at most 4; the second folds at most 1, and only when what stays is below
   // 20, so h0 < 25 then: every limb ends below 2^22 (the top one below 2^20), h < 2^130.
   for (let pass = 0; pass < 2; pass++) {
-    let c = 0;
-    for (let i = 0; i < 5; i++) {
-      const v = h[i] + c;
-      c = v >>> 22;
-      h[i] = v & 0x3fffff;
-    }
-    const top = h[5] + c;
-    h[5] = top & 0xfffff;
-    h[0] += 5 * (top >>> 20);
+    const over = carry130(h, 0, h); // (before reading h[0]: the call rewrites it)
+    h[0] += 5 * over;
   }
   // g = h + 5 − 2^130; it is the reduced value when h + 5 reaches 2^130 (h ≥ p).
-  let c = 5;
-  for (let i = 0; i < 5; i++) {
-    const v = h[i] + c;
-    c = v >>> 22;
-    g[i] = v & 0x3fffff;
-  }
-  const top = h[5] + c;
-  g[5] = top & 0xfffff;
-  const mask = -(top >>> 20); // −1 (take g) or 0 (keep h), without a branch on the value
+  const mask = -carry130(h, 5, g); // −1 (take g) or 0 (keep h), without a branch on the value
   for (let i = 0; i < 6; i++) h[i] = (h[i] & ~mask) | (g[i] & mask);
   // h mod 2^128 in 32-bit words (bits 128 and 129 drop out), plus s, little-endian.
   const h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5];
