@@ -71,13 +71,7 @@ export class FrameReader {
     while (this.#end - this.#start < n) {
       if (this.#eof) break;
       const room = this.#buf.length - this.#end;
-      const got = await this.#channel.read(this.#buf.subarray(this.#end));
-      if (got === null) {
-        this.#eof = true;
-        break;
-      }
-      this.#end += got;
-      if (this.#adaptive) this.#adapt(got, room);
+      this.#received(await this.#channel.read(this.#buf.subarray(this.#end)), room);
     }
     if (this.#end - this.#start >= n) return this.#take(n);
     if (this.#end === this.#start) return null;
@@ -104,14 +98,17 @@ export class FrameReader {
     return this.#channel.read(this.#buf).then(this.#filled);
   }
 
-  #filled = (got: number | null): void => {
+  #filled = (got: number | null): void => this.#received(got, this.#buf.length);
+
+  /** Takes in what one channel read of at most `room` bytes gave (`null`: end of stream). */
+  #received(got: number | null, room: number): void {
     if (got === null) {
       this.#eof = true;
       return;
     }
     this.#end += got;
-    if (this.#adaptive) this.#adapt(got, this.#buf.length);
-  };
+    if (this.#adaptive) this.#adapt(got, room);
+  }
 
   /** Reads one 20-byte header (see {@link read}). */
   readHeader(): Promise<Uint8Array | null> {
