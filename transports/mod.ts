@@ -1,12 +1,13 @@
 /**
- * Transports of `@trust/rpc`: byte pipes over TCP, TLS and Unix domain sockets, chosen by an
- * address string. They know nothing of messages, authentication or sessions.
+ * Transports of `@trust/rpc`: byte pipes over TCP, TLS, Unix domain sockets and WebSocket, chosen
+ * by an address string. They know nothing of messages, authentication or sessions.
  *
- * | Address                  | Dialer          | Listener              |
- * | ------------------------ | --------------- | --------------------- |
- * | `tcp://127.0.0.1:8888`   | {@link tcp}     | {@link listenTcp}     |
- * | `tls://localhost:8443`   | {@link tls}     | {@link listenTls}     |
- * | `unix:///run/app/x.sock` | {@link unix}    | {@link listenUnix}    |
+ * | Address                  | Dialer                  | Listener                |
+ * | ------------------------ | ----------------------- | ----------------------- |
+ * | `tcp://127.0.0.1:8888`   | {@link tcp}             | {@link listenTcp}       |
+ * | `tls://localhost:8443`   | {@link tls}             | {@link listenTls}       |
+ * | `unix:///run/app/x.sock` | {@link unix}            | {@link listenUnix}      |
+ * | `ws://host:8080/rpc`     | {@link webSocketDialer} | {@link listenWebSocket} |
  *
  * @example Echo over a Unix socket
  * ```ts
@@ -32,7 +33,8 @@ import { listenTcp, tcp } from "./tcp.ts";
 import { listenTls, tls } from "./tls.ts";
 import { listenUnix, unix } from "./unix.ts";
 import type { Dialer, Listener } from "./types.ts";
-import { listenWebSocket, webSocket } from "./websocket.ts";
+import { listenWebSocket } from "./websocket.ts";
+import { webSocketDialer } from "./websocket_dialer.ts";
 
 export type { Conn, Dialer, Listener, TransportKind } from "./types.ts";
 export { type Address, formatAddress, parseAddress } from "./address.ts";
@@ -51,6 +53,8 @@ export {
   type WebSocketOptions,
 } from "./websocket.ts";
 export { WebSocketConn } from "./websocket_conn.ts";
+export { webSocketDialer, type WebSocketDialerOptions } from "./websocket_dialer.ts";
+export { WebSocketClientConn } from "./websocket_client_conn.ts";
 export {
   listenUnix,
   MAX_UNIX_PATH_BYTES,
@@ -59,22 +63,13 @@ export {
   type UnixOptions,
 } from "./unix.ts";
 
-/**
- * Deno's WebSocket constructor, which also takes `{ client }` (an HTTP client with extra CAs).
- * Typed apart so this file type-checks with the DOM library too.
- */
-const DenoWebSocket = WebSocket as unknown as new (
-  url: string,
-  options: { client: Deno.HttpClient },
-) => WebSocket;
-
 /** Options of {@link dial} and {@link listen}; each transport uses the ones that apply. */
 export interface TransportOptions {
   /** Dialing: milliseconds allowed to connect (TLS: including the handshake). */
   connectTimeout?: number;
-  /** Dialing `tls://`: extra trusted CA certificates (PEM). Ignored by other transports. */
+  /** Dialing `tls://` and `wss://`: extra trusted CA certificates (PEM). Ignored by others. */
   caCerts?: string[];
-  /** Dialing `tls://`: INSECURE, skip the hostname check (the chain is still verified). */
+  /** Dialing `tls://` and `wss://`: INSECURE, skip the hostname check (the chain is still verified). */
   insecureSkipHostnameVerification?: boolean;
   /** Listening on `tls://`: the certificate chain (PEM). Required there. */
   cert?: string;
@@ -117,16 +112,12 @@ export function dial(address: string, options: TransportOptions = {}): Dialer {
     case "unix":
       return unix({ path: parsed.path, connectTimeout });
     case "ws":
-    case "wss": {
-      const caCerts = options.caCerts;
-      return webSocket(address, {
+    case "wss":
+      return webSocketDialer(address, {
         connectTimeout,
-        // Deno's WebSocket takes an HTTP client for extra trusted CAs (wss://).
-        createWebSocket: caCerts === undefined || parsed.transport === "ws"
-          ? undefined
-          : (url) => new DenoWebSocket(url, { client: Deno.createHttpClient({ caCerts }) }),
+        caCerts: options.caCerts,
+        insecureSkipHostnameVerification: options.insecureSkipHostnameVerification,
       });
-    }
   }
 }
 

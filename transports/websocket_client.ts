@@ -1,7 +1,7 @@
 /**
- * The WebSocket dialer: `ws://` and `wss://` with the standard `WebSocket`, so the same code
- * dials from Deno and from a browser. No `Deno.*` here: Deno-only options (a CA for `wss://`)
- * come in through `createWebSocket`.
+ * The browser's WebSocket dialer: `ws://` and `wss://` with the standard `WebSocket`. No `Deno.*`
+ * here. From Deno, `dial()` uses `webSocketDialer` (websocket_dialer.ts) instead, which frames the
+ * WebSocket itself on a socket with `TCP_NODELAY`.
  *
  * @module
  */

@@ -1,11 +1,10 @@
 /**
  * A standard `WebSocket` as a byte pipe ({@link Conn}): every `write()` is one binary
  * message (the session writes one sealed record per write, so a record is never split over
- * two messages — Deno's WebSocket client was measured stalling ~44 ms when one call was split
- * over two small messages), and reads return the bytes of the messages received, in order.
+ * two messages), and reads return the bytes of the messages received, in order.
  *
- * Used on both sides: the server wraps the socket `Deno.upgradeWebSocket` gives, the client
- * (Deno or a browser) the one it opened. This file uses no `Deno.*`.
+ * Used by the server on the socket `Deno.upgradeWebSocket` gives, and by browsers on the one they
+ * opened (Deno clients frame their own: `websocket_client_conn.ts`). This file uses no `Deno.*`.
  *
  * @module
  */
