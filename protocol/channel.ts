@@ -19,6 +19,15 @@ export interface ByteChannel {
    * Byte streams only; a channel whose writes are messages (WebSocket) leaves it out.
    */
   writeParts?(head: Uint8Array, body: Uint8Array): Promise<void>;
+  /**
+   * True where a small write can wait for the acknowledgement of the one before it (Nagle's
+   * algorithm, at either end) and a write above 16 KiB leaves as several packets: TLS and wss
+   * in Deno, whose accepted sockets get no `TCP_NODELAY` and which send each TLS record (up to
+   * 16 KiB) with its own `send()`. The session then keeps records of small messages within one
+   * TLS record and grants stream credit as soon as a reader runs dry, so that the acknowledgement
+   * rides on a reply instead of waiting ~40 ms for the peer's delayed ACK.
+   */
+  readonly nagle?: boolean;
   /** Closes both directions; pending reads end. Idempotent, never throws. */
   close(): void;
 }

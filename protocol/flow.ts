@@ -88,6 +88,7 @@ type Settle<T> = {
 export class ChunkBuffer<T> {
   #window: number;
   #grant: (n: number) => void;
+  #grantWhenDry: boolean;
   #items: T[] = [];
   #head = 0;
   /** Chunks the producer may still send (granted minus received). */
@@ -101,11 +102,14 @@ export class ChunkBuffer<T> {
   /**
    * @param window chunks granted up front (the caller sends this grant itself)
    * @param grant sends a CREDIT of `n` chunks to the producer
+   * @param grantWhenDry also grant what was read as soon as the reader finds nothing left
+   *   (on `ByteChannel.nagle` channels, where the CREDIT carries the ACK the peer waits for)
    */
-  constructor(window: number, grant: (n: number) => void) {
+  constructor(window: number, grant: (n: number) => void, grantWhenDry = false) {
     this.#window = window;
     this.#outstanding = window;
     this.#grant = grant;
+    this.#grantWhenDry = grantWhenDry;
   }
 
   /** Chunks buffered now. */
@@ -191,18 +195,21 @@ export class ChunkBuffer<T> {
     if (this.#error) return Promise.reject(this.#error);
     if (this.#done) return Promise.resolve({ value: undefined, done: true });
     if (this.#waiter) return Promise.reject(new TypeError("A stream has one reader at a time"));
+    if (this.#grantWhenDry && this.#consumed > 0) this.#grantConsumed();
     return new Promise((resolve, reject) => this.#waiter = { resolve, reject });
   }
 
   #consumedOne(): void {
     if (this.finished) return;
     this.#consumed++;
-    if (this.#consumed * 2 >= this.#window) {
-      const n = this.#consumed;
-      this.#consumed = 0;
-      this.#outstanding += n;
-      this.#grant(n);
-    }
+    if (this.#consumed * 2 >= this.#window) this.#grantConsumed();
+  }
+
+  #grantConsumed(): void {
+    const n = this.#consumed;
+    this.#consumed = 0;
+    this.#outstanding += n;
+    this.#grant(n);
   }
 
   #wake(): void {

@@ -35,6 +35,8 @@ export interface IncomingHost extends ContextHost {
   streamEnd(id: number, result: unknown, compress: boolean): void;
   /** Grants the caller `n` more chunks of input (CREDIT). */
   grant(id: number, n: number): void;
+  /** Channel inputs grant credit as soon as their reader runs dry (`ByteChannel.nagle`). */
+  readonly nagle?: boolean;
   /** Middleware around every handler, outermost first (none: called directly). */
   readonly middleware?: readonly Middleware[];
   /** Open streams allowed at once; more are refused with RESOURCE_EXHAUSTED. */
@@ -151,7 +153,7 @@ export class IncomingCalls {
       // for backpressure (it waits on the caller's input, which only reading brings).
       if (!this.#openStream(id, reply, method, state, started)) return;
       const host = this.#host;
-      state.input = new ChunkBuffer(stream.input, (n) => host.grant(id, n));
+      state.input = new ChunkBuffer(stream.input, (n) => host.grant(id, n), host.nagle);
       host.grant(id, stream.input);
       this.#invoke(id, reply, method, handler, args, meta, state, started, false, false);
       return;

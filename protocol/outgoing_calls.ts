@@ -54,6 +54,8 @@ export interface OutgoingHost {
   checkOpen(): void;
   /** A call settled or was given up (the session may have become idle). */
   settled(): void;
+  /** Stream readers grant credit as soon as they run dry (`ByteChannel.nagle`). */
+  readonly nagle: boolean;
 }
 
 interface OpenStream {
@@ -186,7 +188,7 @@ export class OutgoingCalls {
     let early: "cancel" | "end" | undefined;
     const buffer = new ChunkBuffer<unknown>(window, (n) => {
       if (!this.#closed) outbox.value(Kind.CREDIT, id, { credit: n });
-    });
+    }, this.#host.nagle);
     const send = (call: OutgoingCall): Promise<unknown> => {
       if (early === "cancel") {
         return Promise.reject(new CancelledError(`Call to '${method}' was cancelled`));

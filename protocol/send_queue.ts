@@ -11,7 +11,7 @@
 import { type ByteChannel, writeHeadAndBody } from "./channel.ts";
 import { Deadlines } from "./deadlines.ts";
 import { ProtocolError } from "./errors.ts";
-import { FrameType } from "./frame.ts";
+import { FrameType, HEADER_SIZE, TAG_SIZE } from "./frame.ts";
 import { DEFAULT_WRITE_STALL_TIMEOUT } from "./limits.ts";
 import { Flag, Kind, MESSAGE_HEADER_SIZE, writeMessageHeader } from "./messages.ts";
 import type { RecordSealer, SealedRecord } from "./record.ts";
@@ -56,6 +56,14 @@ function writeAscii(text: string, out: Uint8Array, offset: number): void {
 /** Below this many queued bytes of stream chunks (and nothing else), a record waits one hop. */
 const STREAM_GATHER_BYTES = 64 * 1024;
 
+/**
+ * The largest plaintext of a record of small messages (other than a gathered stream burst on a
+ * byte stream): sealed, it fits one TLS record (16 KiB). On TLS it then leaves in one packet
+ * (see {@link ByteChannel.nagle}); everywhere, the peer starts on the first answers while the
+ * next are sealed (1,000 calls in flight over TCP: +45–80 % against records of up to 64 KiB).
+ */
+export const SMALL_RECORD_PLAINTEXT = 16 * 1024 - HEADER_SIZE - TAG_SIZE;
+
 /** Key for events (id 0 but ordered among themselves). */
 const EVENT_KEY = -1;
 
@@ -90,6 +98,8 @@ export class SendQueue {
   #channel: ByteChannel;
   #sealer: RecordSealer;
   #maxPlain: number;
+  /** The largest plaintext of a record of stream chunks only. */
+  #streamMax: number;
   #stallMs: number;
   #onError: (err: Error) => void;
   #small: Outgoing[] = [];
@@ -134,6 +144,9 @@ export class SendQueue {
     this.#channel = channel;
     this.#sealer = sealer;
     this.#maxPlain = maxPlain;
+    this.#streamMax = channel.nagle === true
+      ? Math.min(maxPlain, SMALL_RECORD_PLAINTEXT)
+      : maxPlain;
     this.#stallMs = options.writeStallTimeout ?? DEFAULT_WRITE_STALL_TIMEOUT;
     this.#onError = options.onError;
   }
@@ -268,7 +281,7 @@ export class SendQueue {
         if (this.#sealer.needsKeyUpdate) await this.#write(await this.#sealer.sealKeyUpdate());
         if (
           this.#urgent === 0 && this.#bulk.length === 0 && this.#records.length === 0 &&
-          this.#queuedBytes < STREAM_GATHER_BYTES
+          this.#queuedBytes < Math.min(STREAM_GATHER_BYTES, this.#streamMax)
         ) {
           // Only stream chunks, and few: a producer is likely still yielding them. One
           // macrotask lets the burst join this record instead of leaving one record per chunk.
@@ -351,18 +364,25 @@ export class SendQueue {
     this.#channel.close();
   }
 
-  /** Takes whole small messages, then one piece of the head bulk message, into a plaintext. */
+  /**
+   * Takes whole small messages (at least one), then one piece of the head bulk message, into a
+   * plaintext.
+   */
   #nextPlaintext(): Uint8Array | undefined {
-    const capacity = this.#maxPlain;
+    const bulk = this.#bulk[0];
+    const capacity = bulk !== undefined
+      ? this.#maxPlain
+      : this.#urgent > 0
+      ? Math.min(this.#maxPlain, SMALL_RECORD_PLAINTEXT)
+      : this.#streamMax;
     let used = 0;
     let end = this.#smallHead;
     while (end < this.#small.length) {
       const size = MESSAGE_HEADER_SIZE + this.#small[end].length;
-      if (used + size > capacity) break;
+      if (used + size > capacity && end > this.#smallHead) break;
       used += size;
       end++;
     }
-    const bulk = this.#bulk[0];
     let piece = 0;
     let withBulk = false;
     if (bulk !== undefined) {

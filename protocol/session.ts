@@ -146,6 +146,10 @@ export class Session {
       return this.#s.peer;
     }
 
+    get nagle(): boolean {
+      return this.#s.#channel.nagle === true;
+    }
+
     // ByteChannel
     read(buffer: Uint8Array): Promise<number | null> {
       return this.#s.#channel.read(buffer);
@@ -265,6 +269,7 @@ export class Session {
       outbox: this.#outbox,
       checkOpen: () => this.#checkOpen(),
       settled: () => this.#checkIdle(),
+      nagle: this.#channel.nagle === true,
     }, this.#outgoingSettings);
   }
 

@@ -11,6 +11,8 @@ class MemoryEnd implements ByteChannel {
   closed = false;
   /** Every byte written by this end, in order (a wire capture). */
   written: Uint8Array[] = [];
+  /** Acts as a TLS connection would (`ByteChannel.nagle`). */
+  nagle = false;
   /** Transforms what this end writes before the peer sees it (a test MITM). */
   tamper: ((data: Uint8Array) => Uint8Array | null) | undefined;
 

@@ -23,12 +23,15 @@ export interface PairOptions {
   /** ChaCha20-Poly1305 for small records: offered by the server / taken by the client. */
   serverChaCha?: boolean;
   clientChaCha?: boolean;
+  /** Both ends act as TLS connections would (`ByteChannel.nagle`). */
+  nagle?: boolean;
 }
 
 /** Runs the handshake over a memory pair and wraps both ends in sessions. */
 export async function sessionPair(options: PairOptions = {}) {
   const psk = await stretchSecret(TEST_SECRET);
   const [c, s] = memoryPair();
+  c.nagle = s.nagle = options.nagle === true;
   const common = {
     psk,
     transport: "tcp" as const,

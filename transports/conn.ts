@@ -77,6 +77,11 @@ export class SocketConn implements Conn {
     }
   }
 
+  /** TLS: small writes may wait for ACKs at the server end ({@link Conn.nagle}). */
+  get nagle(): boolean {
+    return this.transport === "tls";
+  }
+
   /**
    * Completes the transport's handshake once; later calls share the outcome. Resolves at once
    * when there is none. Closing the connection interrupts it.

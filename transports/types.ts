@@ -28,6 +28,11 @@ export interface Conn {
   write(data: Uint8Array): Promise<void>;
   /** Byte streams: writes `head` then `body`, nothing between (see `ByteChannel`). */
   writeParts?(head: Uint8Array, body: Uint8Array): Promise<void>;
+  /**
+   * True on TLS and wss: the server end has no `TCP_NODELAY` (Deno cannot set it on accepted
+   * TLS sockets) and each TLS record leaves in its own `send()` (see `ByteChannel.nagle`).
+   */
+  readonly nagle?: boolean;
   /** Half-closes: the peer reads end of stream, this side can still read. */
   closeWrite(): Promise<void>;
   /** Closes both directions at once; pending and later reads resolve `null`. Idempotent. */

@@ -94,6 +94,11 @@ export class WebSocketClientConn implements Conn {
     this.#start = headLength; // what follows is already the server's first frame
   }
 
+  /** wss: small writes may wait for ACKs at the server end ({@link Conn.nagle}). */
+  get nagle(): boolean {
+    return this.transport === "wss";
+  }
+
   /** Nothing to do: the TLS handshake and the upgrade are done once the conn exists. */
   handshake(): Promise<void> {
     return Promise.resolve();

@@ -63,6 +63,11 @@ export class WebSocketConn implements Conn {
     socket.onerror = () => this.#end();
   }
 
+  /** wss: small writes may wait for ACKs at the server end ({@link Conn.nagle}). */
+  get nagle(): boolean {
+    return this.transport === "wss";
+  }
+
   /** Nothing to do: the WebSocket handshake is over once the socket is open. */
   handshake(): Promise<void> {
     return Promise.resolve();

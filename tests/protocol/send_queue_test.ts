@@ -45,3 +45,59 @@ Deno.test("SendQueue: a write that stalls fails the queue after the stall timeou
   // A real transport's close ends the write; this one never does, so the queue is failed here.
   queue.fail(new Error("closed"));
 });
+
+/** A channel that keeps every write (records are never split over writes here). */
+function recordingChannel(nagle: boolean): ByteChannel & { writes: Uint8Array[] } {
+  const writes: Uint8Array[] = [];
+  return {
+    writes,
+    nagle,
+    read: () => Promise.resolve(null),
+    write: (data) => (writes.push(data.slice()), Promise.resolve()),
+    close: () => {},
+  };
+}
+
+function newQueue(channel: ByteChannel, maxPlain = 1 << 20): SendQueue {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = new RecordSealer(key, new Uint8Array(12), {}, true);
+  return new SendQueue(channel, sealer, maxPlain, { onError: () => {} });
+}
+
+const ONE_TLS_RECORD = 16 * 1024;
+
+Deno.test("SendQueue: record sizes", async (t) => {
+  await t.step("a burst of answers leaves in records of at most one TLS record each", async () => {
+    for (const nagle of [false, true]) {
+      const channel = recordingChannel(nagle);
+      const queue = newQueue(channel);
+      for (let id = 0; id < 200; id++) queue.push(Kind.RESPONSE, 0, id, new Uint8Array(1000));
+      await queue.drained();
+      assert(channel.writes.length >= 13, `${channel.writes.length} records for 200 kB`);
+      for (const w of channel.writes) {
+        assert(w.length <= ONE_TLS_RECORD, `a ${w.length}-byte record`);
+      }
+      const payload = channel.writes.reduce((n, w) => n + w.length - 20 - 16, 0);
+      assertEquals(payload, 200 * (1000 + 10), "every answer, with its message header, once");
+    }
+  });
+  await t.step("an answer larger than that still leaves whole, in one record", async () => {
+    const channel = recordingChannel(true);
+    const queue = newQueue(channel);
+    queue.push(Kind.RESPONSE, 0, 2, new Uint8Array(40_000));
+    await queue.drained();
+    assertEquals(channel.writes.map((w) => w.length), [20 + 10 + 40_000 + 16]);
+  });
+  await t.step("a stream burst gathers past it on byte streams, not on TLS", async () => {
+    const largest: Record<string, number> = {};
+    for (const nagle of [false, true]) {
+      const channel = recordingChannel(nagle);
+      const queue = newQueue(channel);
+      for (let i = 0; i < 2000; i++) queue.push(Kind.STREAM_DATA, 0, 3, new Uint8Array(64));
+      await queue.drained();
+      largest[String(nagle)] = Math.max(...channel.writes.map((w) => w.length));
+    }
+    assert(largest["false"] > ONE_TLS_RECORD, `byte stream: largest record ${largest["false"]}`);
+    assert(largest["true"] <= ONE_TLS_RECORD, `TLS: largest record ${largest["true"]}`);
+  });
+});

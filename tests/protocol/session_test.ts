@@ -274,3 +274,35 @@ Deno.test("Session: a ping pending when the session closes rejects", async () =>
   await assertRejects(() => ping, ConnectionClosedError);
   await pair[Symbol.asyncDispose]();
 });
+
+Deno.test("Session: over TLS, a stream reader that runs dry grants credit at once", async () => {
+  // Deno's TLS server sockets keep Nagle's algorithm: the server's next record waits for an
+  // ACK, which rides on the CREDIT the client sends. Elsewhere credit goes in half windows.
+  for (const nagle of [false, true]) {
+    const release = deferred();
+    await using pair = await sessionPair({
+      nagle,
+      serverMethods: {
+        async *items() {
+          for (let i = 0; i < 3; i++) yield i;
+          await release.promise;
+        },
+      },
+    });
+    const stream = pair.client.stream<number>("items", [], { window: 64 });
+    const iterator = stream[Symbol.asyncIterator]();
+    for (let i = 0; i < 3; i++) assertEquals((await iterator.next()).value, i);
+    const before = pair.clientEnd.written.length;
+    const fourth = iterator.next(); // nothing left: the reader runs dry
+    for (let i = 0; i < 20 && pair.clientEnd.written.length === before; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assertEquals(
+      pair.clientEnd.written.length - before,
+      nagle ? 1 : 0,
+      nagle ? "one record (the CREDIT) when the reader ran dry" : "no grant under half the window",
+    );
+    release.resolve();
+    assertEquals((await fourth).done, true);
+  }
+});
