@@ -236,14 +236,25 @@ export function maxJsonDepth(text: string, limit: number = Infinity): number {
   return max;
 }
 
+/** Payloads up to this size that are plain ASCII are turned into text without a decoder call. */
+const SHORT_PAYLOAD = 1024;
+
 function parseJson(bytes: Uint8Array, maxDepth: number): unknown {
-  let text: string;
-  try {
-    text = decoder.decode(bytes);
-  } catch {
-    throw new ProtocolError("BAD_UTF8", "Payload is not valid UTF-8");
+  let text = bytes.length <= SHORT_PAYLOAD ? asciiText(bytes) : undefined;
+  if (text === undefined) {
+    try {
+      text = decoder.decode(bytes);
+    } catch {
+      throw new ProtocolError("BAD_UTF8", "Payload is not valid UTF-8");
+    }
   }
   return parseJsonText(text, maxDepth);
+}
+
+/** The text of all-ASCII bytes (their UTF-8 text: one character per byte), else `undefined`. */
+function asciiText(bytes: Uint8Array): string | undefined {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return undefined;
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
 }
 
 /**
