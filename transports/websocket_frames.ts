@@ -25,13 +25,15 @@ let maskAt = maskPool.length;
 /** A 4-byte aligned home for the current mask, read as one 32-bit word for the XOR. */
 const maskWord = new Uint32Array(1);
 const maskBytes = new Uint8Array(maskWord.buffer);
+/** Below this many payload bytes, masking goes byte by byte (no typed-array view to make). */
+const WORD_MASK_MIN = 256;
 
 function nextMask(): void {
   if (maskAt === maskPool.length) {
     crypto.getRandomValues(maskPool);
     maskAt = 0;
   }
-  maskBytes.set(maskPool.subarray(maskAt, maskAt + 4));
+  for (let i = 0; i < 4; i++) maskBytes[i] = maskPool[maskAt + i];
   maskAt += 4;
 }
 
@@ -48,10 +50,11 @@ export function clientFrame(opcode: number, ...parts: Uint8Array[]): Uint8Array 
   for (const part of parts) length += part.length;
   const lengthBytes = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
   const headerLength = 2 + lengthBytes + 4;
-  // Pad in front so the payload starts 4-byte aligned: it is masked one 32-bit word at a time.
-  const pad = (4 - (headerLength & 3)) & 3;
-  const buffer = new ArrayBuffer(pad + headerLength + length);
-  const frame = new Uint8Array(buffer, pad);
+  // A large payload is masked a 32-bit word at a time: pad in front so it starts 4-byte aligned.
+  const pad = length < WORD_MASK_MIN ? 0 : (4 - (headerLength & 3)) & 3;
+  const frame = pad === 0
+    ? new Uint8Array(headerLength + length)
+    : new Uint8Array(new ArrayBuffer(pad + headerLength + length), pad);
   frame[0] = 0x80 | opcode;
   if (lengthBytes === 0) {
     frame[1] = 0x80 | length;
@@ -61,7 +64,7 @@ export function clientFrame(opcode: number, ...parts: Uint8Array[]): Uint8Array 
     frame[3] = length & 0xff;
   } else {
     frame[1] = 0x80 | 127;
-    new DataView(buffer, pad + 2, 8).setBigUint64(0, BigInt(length));
+    new DataView(frame.buffer, frame.byteOffset + 2, 8).setBigUint64(0, BigInt(length));
   }
   nextMask();
   frame.set(maskBytes, headerLength - 4);
@@ -70,20 +73,21 @@ export function clientFrame(opcode: number, ...parts: Uint8Array[]): Uint8Array 
     frame.set(part, at);
     at += part.length;
   }
-  applyMask(buffer, pad + headerLength, length);
+  applyMask(frame, headerLength, length);
   return frame;
 }
 
-/** XORs `length` bytes at `offset` (a multiple of 4) of `buffer` with the current mask. */
-function applyMask(buffer: ArrayBuffer, offset: number, length: number): void {
-  const words = length >>> 2;
-  if (words > 0) {
-    const view = new Uint32Array(buffer, offset, words);
+/** XORs the `length` bytes of `frame` from `at` with the current mask. */
+function applyMask(frame: Uint8Array, at: number, length: number): void {
+  let i = 0;
+  if (length >= WORD_MASK_MIN) {
+    const words = length >>> 2;
+    const view = new Uint32Array(frame.buffer, frame.byteOffset + at, words);
     const mask = maskWord[0];
-    for (let i = 0; i < words; i++) view[i] ^= mask;
+    for (let w = 0; w < words; w++) view[w] ^= mask;
+    i = words * 4;
   }
-  const tail = new Uint8Array(buffer, offset + words * 4, length & 3);
-  for (let i = 0; i < tail.length; i++) tail[i] ^= maskBytes[i];
+  for (; i < length; i++) frame[at + i] ^= maskBytes[i & 3];
 }
 
 /** A frame header read from the server. */

@@ -75,7 +75,7 @@ function bytes(n: number, seed = 1): Uint8Array {
 
 Deno.test("WebSocket client frames (RFC 6455 §5)", async (t) => {
   await t.step("masked, with the three length forms; parts are joined", () => {
-    for (const n of [0, 1, 125, 126, 65535, 65536, 70001]) {
+    for (const n of [0, 1, 125, 126, 255, 256, 257, 65535, 65536, 70001]) {
       const head = bytes(Math.min(n, 7), 3);
       const body = bytes(n - head.length, 5);
       const frame = clientFrame(OPCODE.binary, head, body);
