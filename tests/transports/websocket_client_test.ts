@@ -7,6 +7,7 @@ import { assert, assertEquals, assertNotEquals, assertRejects, assertThrows } fr
 import { TransportError } from "../../protocol/errors.ts";
 import type { Conn } from "../../transports/types.ts";
 import { listenWebSocket } from "../../transports/websocket.ts";
+import { dial } from "../../transports/mod.ts";
 import { WebSocketClientConn } from "../../transports/websocket_client_conn.ts";
 import { webSocketDialer } from "../../transports/websocket_dialer.ts";
 import { clientFrame, OPCODE, readServerFrameHeader } from "../../transports/websocket_frames.ts";
@@ -402,6 +403,14 @@ Deno.test("WebSocketClientConn against listenWebSocket (Deno.upgradeWebSocket)",
       server.close();
     });
   }
+  await t.step("dial() from Deno uses this client, not Deno's WebSocket", async () => {
+    await using listener = await listenWebSocket({ hostname: "127.0.0.1", port: 0, path: "/rpc" });
+    const accepted = listener.accept();
+    const client = await dial(listener.address).dial();
+    assert(client instanceof WebSocketClientConn, "Deno's WebSocket client stalls on Nagle");
+    client.close();
+    (await accepted)?.close();
+  });
   await t.step("wss:// with an unknown CA: TLS_ERROR", async () => {
     await using listener = await listenWebSocket({
       hostname: "127.0.0.1",
