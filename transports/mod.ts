@@ -69,7 +69,7 @@ export interface TransportOptions {
   connectTimeout?: number;
   /** Dialing `tls://` and `wss://`: extra trusted CA certificates (PEM). Ignored by others. */
   caCerts?: string[];
-  /** Dialing `tls://` and `wss://`: INSECURE, skip the hostname check (the chain is still verified). */
+  /** Dialing `tls://` and `wss://`: INSECURE, skip the hostname check (the chain is verified). */
   insecureSkipHostnameVerification?: boolean;
   /** Listening on `tls://`: the certificate chain (PEM). Required there. */
   cert?: string;

@@ -2,9 +2,9 @@
  * A WebSocket client framed by us (RFC 6455) over a byte {@link Conn}: used from Deno instead of
  * Deno's `WebSocket`, which turns `TCP_NODELAY` off and writes a frame's header and payload in
  * two `send()`s, so that a message of ~1 KiB or more waits ~40 ms for the server's delayed ACK
- * (Nagle). Here every frame leaves in one `write()` on a socket with `TCP_NODELAY`. The server's frames
- * are read as one byte stream (message borders mean nothing to trust-rpc/1), large payloads
- * straight into the caller's buffer. No `Deno.*` here.
+ * (Nagle). Here every frame leaves in one `write()` on a socket with `TCP_NODELAY`. The server's
+ * frames are read as one byte stream (message borders mean nothing to trust-rpc/1), large
+ * payloads straight into the caller's buffer. No `Deno.*` here.
  *
  * @module
  */

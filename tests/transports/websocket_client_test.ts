@@ -50,7 +50,7 @@ function decodeClientFrame(bytes: Uint8Array): DecodedFrame {
   return { fin: (bytes[0] & 0x80) !== 0, opcode: bytes[0] & 0x0f, payload, size: at + 4 + length };
 }
 
-/** A server frame: unmasked unless asked (a zero mask: only to test the refusal), FIN unless told. */
+/** A server frame: unmasked unless asked (a zero mask, to test the refusal), FIN unless told. */
 function serverFrame(
   opcode: number,
   payload: Uint8Array,
