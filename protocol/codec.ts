@@ -33,6 +33,7 @@
  * @module
  */
 
+import { isAscii } from "./bytes.ts";
 import { ProtocolError } from "./errors.ts";
 import { DEFAULT_MAX_JSON_DEPTH } from "./limits.ts";
 
@@ -253,7 +254,7 @@ function parseJson(bytes: Uint8Array, maxDepth: number): unknown {
 
 /** The text of all-ASCII bytes (their UTF-8 text: one character per byte), else `undefined`. */
 function asciiText(bytes: Uint8Array): string | undefined {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return undefined;
+  if (!isAscii(bytes)) return undefined;
   return String.fromCharCode.apply(null, bytes as unknown as number[]);
 }
 

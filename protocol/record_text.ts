@@ -9,6 +9,8 @@
  * @module
  */
 
+import { isAscii } from "./bytes.ts";
+
 const BYTE_PER_CHAR = new TextDecoder("latin1");
 
 /** Payloads above this are decoded on their own (checking them byte by byte costs more). */
@@ -34,7 +36,7 @@ export class RecordText {
     if (n > MAX_PAYLOAD || payload.buffer !== plaintext.buffer) return undefined;
     const start = payload.byteOffset - plaintext.byteOffset;
     if (start < 0 || start + n > plaintext.length) return undefined;
-    for (let i = 0; i < n; i++) if (payload[i] > 0x7f) return undefined;
+    if (!isAscii(payload)) return undefined;
     this.#text ??= BYTE_PER_CHAR.decode(plaintext);
     return this.#text.substring(start, start + n);
   }
