@@ -16,9 +16,6 @@ export const OPCODE = {
   pong: 0xa,
 } as const;
 
-/** The most bytes a frame header can take from the server (no mask): 2 + 8. */
-export const MAX_SERVER_HEADER = 10;
-
 /** Masks are drawn from a pool of random bytes, refilled from the CSPRNG when used up. */
 const maskPool = new Uint8Array(4096);
 let maskAt = maskPool.length;
