@@ -84,6 +84,8 @@ export class Deadlines<K> {
       } else if (entry.at < next) next = entry.at;
     }
     if (next !== Infinity) this.#arm(next);
+    // A late timer finds several due at once: they still fire in deadline order.
+    if (due.length > 1) due.sort((a, b) => a.at - b.at);
     for (const entry of due) entry.fire();
   }
 }
