@@ -55,7 +55,10 @@ export class SocketConn implements Conn {
   #handshake: Promise<void> | undefined;
   #handshakeError: unknown;
   #closed = false;
-  #writes: Promise<void> = Promise.resolve();
+  /** The last write queued: the next one starts after it settles. */
+  #lastWrite: Promise<void> = Promise.resolve();
+  /** Writes queued or in progress. */
+  #inFlight = 0;
 
   /**
    * @param conn the Deno connection; this object owns it from now on
@@ -150,8 +153,16 @@ export class SocketConn implements Conn {
    *   is gone; the handshake's error if it failed
    */
   write(data: Uint8Array): Promise<void> {
-    const result = this.#writes.then(() => this.#writeAll(data));
-    this.#writes = result.catch(() => {});
+    if (this.#inFlight !== 0 || this.#runHandshake !== undefined || this.#closed) {
+      return this.#queue(() => this.#writeAll(data));
+    }
+    // Nothing queued (the usual case): straight to the socket, one promise when it takes all.
+    this.#inFlight++;
+    const result = this.#conn.write(data).then(
+      (n) => n === data.length ? this.#settled() : this.#writeRest(data.subarray(n)),
+      this.#writeFailed,
+    );
+    this.#lastWrite = result;
     return result;
   }
 
@@ -162,13 +173,38 @@ export class SocketConn implements Conn {
    * @param body the bytes after them (its sealed body)
    */
   writeParts(head: Uint8Array, body: Uint8Array): Promise<void> {
-    const result = this.#writes.then(async () => {
+    return this.#queue(async () => {
       await this.#writeAll(head);
       await this.#writeAll(body);
     });
-    this.#writes = result.catch(() => {});
+  }
+
+  /** Runs `write` after every write queued before it, whatever their outcome. */
+  #queue(write: () => Promise<void>): Promise<void> {
+    this.#inFlight++;
+    const result = this.#lastWrite.then(write, write);
+    this.#lastWrite = result;
+    result.then(this.#settled, this.#settled);
     return result;
   }
+
+  #settled = (): void => {
+    this.#inFlight--;
+  };
+
+  async #writeRest(data: Uint8Array): Promise<void> {
+    try {
+      await this.#writeAll(data);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  #writeFailed = (err: unknown): never => {
+    this.#inFlight--;
+    this.#assertOpen(err);
+    throw err;
+  };
 
   async #writeAll(data: Uint8Array): Promise<void> {
     if (this.#handshakeError !== undefined) throw this.#handshakeError;
@@ -198,7 +234,7 @@ export class SocketConn implements Conn {
    * @returns resolves once the write side is shut down
    */
   async closeWrite(): Promise<void> {
-    await this.#writes;
+    await this.#lastWrite.catch(() => {});
     if (this.#closed) return;
     if (this.#runHandshake !== undefined) {
       try {

@@ -104,6 +104,31 @@ Deno.test("tcp transport", async (t) => {
     }
   });
 
+  await t.step("writes started one after another keep their order, small and large", async () => {
+    const [listener, client, server] = await pair();
+    try {
+      // Small writes take the direct path; a large one is written in parts while the next
+      // ones queue behind it.
+      const sizes = [10, 3 * MiB, 1, 200_000, 7, 5 * MiB, 64];
+      const writes = sizes.map((n, i) => new Uint8Array(n).fill(i + 1));
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const reading = readExactly(server, total);
+      await Promise.all(writes.map((w) => client.write(w)));
+      await client.write(new Uint8Array([0xff])); // and one more once all are done
+      const got = await reading;
+      let at = 0;
+      for (const [i, n] of sizes.entries()) {
+        assert(got.subarray(at, at + n).every((x) => x === i + 1), `write ${i} out of place`);
+        at += n;
+      }
+      assertEquals(await readExactly(server, 1), new Uint8Array([0xff]));
+    } finally {
+      client.close();
+      server.close();
+      listener.close();
+    }
+  });
+
   await t.step("writeParts writes head then body with no other write between", async () => {
     const [listener, client, server] = await pair();
     try {
