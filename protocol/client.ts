@@ -215,7 +215,7 @@ export class Client implements AsyncDisposable {
   call<T = unknown>(
     method: string,
     params?: Params,
-    options: ClientCallOptions = {},
+    options: ClientCallOptions = NO_OPTIONS,
   ): Promise<T> {
     const timeout = options.timeout ?? this.#callTimeout;
     const deadline = deadlineOf(timeout);
@@ -224,12 +224,9 @@ export class Client implements AsyncDisposable {
       return this.#callLoop(method, params, options, deadline);
     }
     // Connected: straight to the session (no async frame on the hot path); the loop below
-    // only takes over when the call may be retried.
-    const sent = session.call<T>(
-      method,
-      params,
-      options.timeout === timeout ? options : { ...options, timeout },
-    );
+    // only takes over when the call may be retried. Without a timeout of its own the call
+    // takes the session's default, which is this client's (both come from `options.timeout`).
+    const sent = session.call<T>(method, params, options);
     return sent.catch((err) => {
       if (!this.#mayRetry(err, options.idempotent ?? this.#idempotent.has(method), deadline)) {
         throw err;
@@ -550,6 +547,9 @@ export class Client implements AsyncDisposable {
     }
   }
 }
+
+/** The options of a call made without any (shared: a default `{}` is an object per call). */
+const NO_OPTIONS: ClientCallOptions = Object.freeze({});
 
 function deadlineOf(timeout: number): number {
   return timeout > 0 ? Date.now() + timeout : Infinity;
