@@ -53,19 +53,6 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** Writes `value` (0 ≤ value < 2^53) as a big-endian u64 at `offset`. */
-export function writeU64(view: DataView, offset: number, value: number): void {
-  view.setUint32(offset, Math.floor(value / 0x1_0000_0000));
-  view.setUint32(offset + 4, value >>> 0);
-}
-
-/** Reads a big-endian u64; values of 2^53 and above come back as `Infinity`. */
-export function readU64(view: DataView, offset: number): number {
-  const hi = view.getUint32(offset);
-  if (hi >= 0x20_0000) return Infinity;
-  return hi * 0x1_0000_0000 + view.getUint32(offset + 4);
-}
-
 const ENCODER = new TextEncoder();
 
 /** ASCII (or UTF-8) bytes of a string. */

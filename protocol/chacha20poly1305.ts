@@ -77,23 +77,54 @@ export class ChaCha20Poly1305 {
   /** {@link seal} into `out` (at least `plaintext.length + 16` bytes, not overlapping it). */
   sealInto(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void {
     this.#setNonce(nonce);
-    this.#xor(plaintext, plaintext.length, out);
-    this.#tag(aad, out, plaintext.length, out, plaintext.length);
+    this.#xor(plaintext, 0, plaintext.length, out, 0);
+    this.#tag(aad, 0, aad.length, out, 0, plaintext.length, out, plaintext.length);
+  }
+
+  /**
+   * Seals a record in place: `frame` holds `aadLength` bytes of additional data, then the
+   * plaintext, then 16 bytes for the tag. The plaintext becomes the ciphertext.
+   */
+  sealFrame(nonce: Uint8Array, frame: Uint8Array, aadLength: number): void {
+    const length = frame.length - aadLength - 16;
+    if (length < 0) throw new RangeError("The frame has no room for its tag");
+    this.#setNonce(nonce);
+    this.#xor(frame, aadLength, length, frame, aadLength);
+    this.#tag(frame, 0, aadLength, frame, aadLength, length, frame, aadLength + length);
   }
 
   /** The plaintext of `ciphertext ‖ tag`; throws when it does not authenticate. */
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array {
-    if (sealed.length < 16) throw new Error("Sealed data shorter than its tag");
-    const length = sealed.length - 16;
+    return this.openAt(nonce, aad, 0, aad.length, sealed, 0, sealed.length);
+  }
+
+  /**
+   * {@link open} of the `sealedLength` bytes of `sealed` from `sealedAt`, with the additional
+   * data at `aadAt` of `aad`: read in place (from a read buffer), no views made. The plaintext
+   * goes to `out` when given (exactly `sealedLength - 16` bytes), else to a new buffer.
+   */
+  openAt(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    aadAt: number,
+    aadLength: number,
+    sealed: Uint8Array,
+    sealedAt: number,
+    sealedLength: number,
+    out?: Uint8Array,
+  ): Uint8Array {
+    if (sealedLength < 16) throw new Error("Sealed data shorter than its tag");
+    const length = sealedLength - 16;
     this.#setNonce(nonce);
     const expected = this.#scratch;
-    this.#tag(aad, sealed, length, expected, 0);
+    this.#tag(aad, aadAt, aadLength, sealed, sealedAt, length, expected, 0);
     let diff = 0;
-    for (let i = 0; i < 16; i++) diff |= expected[i] ^ sealed[length + i];
+    for (let i = 0; i < 16; i++) diff |= expected[i] ^ sealed[sealedAt + length + i];
     if (diff !== 0) throw new Error("ChaCha20-Poly1305 tag mismatch");
-    const out = new Uint8Array(length);
-    this.#xor(sealed, length, out);
-    return out;
+    const plain = out ?? new Uint8Array(length);
+    if (plain.length !== length) throw new RangeError("The output does not fit the plaintext");
+    this.#xor(sealed, sealedAt, length, plain, 0);
+    return plain;
   }
 
   #setNonce(nonce: Uint8Array): void {
@@ -103,13 +134,17 @@ export class ChaCha20Poly1305 {
     this.#nonce[2] = le32(nonce, 8);
   }
 
-  /** Encrypts or decrypts the first `length` bytes: XOR with the keystream from block 1 (§2.4). */
-  #xor(input: Uint8Array, length: number, output: Uint8Array): void {
+  /**
+   * Encrypts or decrypts `length` bytes of `input` from `inAt` into `output` at `outAt`: XOR
+   * with the keystream from block 1 (§2.4). In place when both are the same range.
+   */
+  #xor(input: Uint8Array, inAt: number, length: number, output: Uint8Array, outAt: number): void {
     const block = this.#block;
     for (let offset = 0, counter = 1; offset < length; offset += 64, counter++) {
       this.#chachaBlock(counter);
       const end = Math.min(64, length - offset);
-      for (let i = 0; i < end; i++) output[offset + i] = input[offset + i] ^ block[i];
+      const i0 = inAt + offset, o0 = outAt + offset;
+      for (let i = 0; i < end; i++) output[o0 + i] = input[i0 + i] ^ block[i];
     }
   }
 
@@ -172,17 +207,26 @@ export class ChaCha20Poly1305 {
 
   /**
    * The Poly1305 tag (§2.5, §2.8) over `aad ‖ pad ‖ ciphertext ‖ pad ‖ le64(lengths)` (the
-   * ciphertext is the first `length` bytes of `sealed`), with the one-time key from block 0,
-   * written to `out` at `at`.
+   * additional data is `aadLength` bytes of `aad` from `aadAt`, the ciphertext `length` bytes of
+   * `sealed` from `sealedAt`), with the one-time key from block 0, written to `out` at `at`.
    */
-  #tag(aad: Uint8Array, sealed: Uint8Array, length: number, out: Uint8Array, at: number): void {
+  #tag(
+    aad: Uint8Array,
+    aadAt: number,
+    aadLength: number,
+    sealed: Uint8Array,
+    sealedAt: number,
+    length: number,
+    out: Uint8Array,
+    at: number,
+  ): void {
     this.#chachaBlock(0);
     polyInit(this.#block);
-    polyPadded(aad, aad.length);
-    polyPadded(sealed, length);
+    polyPadded(aad, aadAt, aadLength);
+    polyPadded(sealed, sealedAt, length);
     const lengths = this.#scratch;
     lengths.fill(0);
-    let a = aad.length, c = length;
+    let a = aadLength, c = length;
     for (let i = 0; i < 6; i++, a = Math.floor(a / 256), c = Math.floor(c / 256)) {
       lengths[i] = a & 0xff;
       lengths[8 + i] = c & 0xff;
@@ -217,7 +261,7 @@ export function poly1305(key: Uint8Array, message: Uint8Array): Uint8Array {
 /** r (clamped), 20·r and s from the first 32 bytes of `otk`; h = 0. */
 function polyInit(otk: Uint8Array): void {
   const k = work.scratch, { r, r20, h, pad } = poly;
-  k.set(otk.subarray(0, 16));
+  for (let i = 0; i < 16; i++) k[i] = otk[i];
   k[3] &= 15, k[7] &= 15, k[11] &= 15, k[15] &= 15;
   k[4] &= 252, k[8] &= 252, k[12] &= 252;
   // r uses the same limbs as a message block (without the 2^128 bit).
@@ -228,14 +272,14 @@ function polyInit(otk: Uint8Array): void {
   for (let i = 0; i < 4; i++) pad[i] = le32(otk, 16 + i * 4);
 }
 
-/** Absorbs the first `length` bytes of `data` in 16-byte blocks, the last zero-padded (§2.8). */
-function polyPadded(data: Uint8Array, length: number): void {
+/** Absorbs `length` bytes of `data` from `at` in 16-byte blocks, the last zero-padded (§2.8). */
+function polyPadded(data: Uint8Array, at: number, length: number): void {
   const full = length & ~15;
-  for (let i = 0; i < full; i += 16) polyBlock(data, i, HIBIT);
+  for (let i = 0; i < full; i += 16) polyBlock(data, at + i, HIBIT);
   if (full < length) {
     const last = work.scratch;
     last.fill(0);
-    for (let i = full; i < length; i++) last[i - full] = data[i];
+    for (let i = full; i < length; i++) last[i - full] = data[at + i];
     polyBlock(last, 0, HIBIT);
   }
 }

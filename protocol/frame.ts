@@ -5,7 +5,7 @@
  * @module
  */
 
-import { crc32, readU64, writeU64 } from "./bytes.ts";
+import { crc32 } from "./bytes.ts";
 import { ProtocolError } from "./errors.ts";
 
 /** Bytes in a frame header. */
@@ -47,14 +47,27 @@ export function writeHeader(
   length: number,
   seq: number,
 ): void {
-  const view = new DataView(target.buffer, target.byteOffset + offset, HEADER_SIZE);
   target[offset] = 0x54;
   target[offset + 1] = 0x52;
   target[offset + 2] = PROTOCOL_VERSION;
   target[offset + 3] = type;
-  view.setUint32(4, length);
-  writeU64(view, 8, seq);
-  view.setUint32(16, crc32(target, offset, offset + 16));
+  writeU32(target, offset + 4, length);
+  writeU32(target, offset + 8, Math.floor(seq / 0x1_0000_0000));
+  writeU32(target, offset + 12, seq >>> 0);
+  writeU32(target, offset + 16, crc32(target, offset, offset + 16));
+}
+
+/** Big-endian u32 at `offset` (byte by byte: no `DataView` per header). */
+function writeU32(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value >>> 24;
+  target[offset + 1] = value >>> 16;
+  target[offset + 2] = value >>> 8;
+  target[offset + 3] = value;
+}
+
+function readU32(bytes: Uint8Array, offset: number): number {
+  return ((bytes[offset] << 24) | (bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) |
+    bytes[offset + 3]) >>> 0;
 }
 
 /** A new header. */
@@ -70,23 +83,33 @@ export function encodeHeader(type: number, length: number, seq: number): Uint8Ar
  * `peerHint` adds what the bytes look like (TLS, HTTP, …) to the message.
  */
 export function parseHeader(bytes: Uint8Array): FrameHeader {
-  if (bytes[0] !== 0x54 || bytes[1] !== 0x52) {
+  const header = { type: 0, length: 0, seq: 0 };
+  parseHeaderAt(bytes, 0, header);
+  return header;
+}
+
+/** {@link parseHeader} of the header at `offset` of `bytes`, into `out` (no allocation). */
+export function parseHeaderAt(bytes: Uint8Array, offset: number, out: FrameHeader): void {
+  if (bytes[offset] !== 0x54 || bytes[offset + 1] !== 0x52) {
     throw new ProtocolError(
       "PROTOCOL_ERROR",
-      `Not a trust-rpc peer: ${describeForeignBytes(bytes)}`,
+      `Not a trust-rpc peer: ${describeForeignBytes(bytes.subarray(offset, offset + HEADER_SIZE))}`,
     );
   }
-  if (bytes[2] !== PROTOCOL_VERSION) {
+  if (bytes[offset + 2] !== PROTOCOL_VERSION) {
     throw new ProtocolError(
       "UNSUPPORTED_VERSION",
-      `Peer speaks trust-rpc v${bytes[2]}; this side supports v${PROTOCOL_VERSION}`,
+      `Peer speaks trust-rpc v${bytes[offset + 2]}; this side supports v${PROTOCOL_VERSION}`,
     );
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_SIZE);
-  if (view.getUint32(16) !== crc32(bytes, 0, 16)) {
+  if (readU32(bytes, offset + 16) !== crc32(bytes, offset, offset + 16)) {
     throw new ProtocolError("PROTOCOL_ERROR", "Frame header checksum mismatch");
   }
-  return { type: bytes[3], length: view.getUint32(4), seq: readU64(view, 8) };
+  const hi = readU32(bytes, offset + 8);
+  out.type = bytes[offset + 3];
+  out.length = readU32(bytes, offset + 4);
+  // Values of 2^53 and above come back as `Infinity` (no valid sequence number is that large).
+  out.seq = hi >= 0x20_0000 ? Infinity : hi * 0x1_0000_0000 + readU32(bytes, offset + 12);
 }
 
 /** A short, safe description of bytes that are not a trust-rpc frame. */

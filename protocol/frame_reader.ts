@@ -129,16 +129,38 @@ export class FrameReader {
     this.#size = want;
   }
 
+  /**
+   * The read buffer, with the first unconsumed byte at {@link offset}: for parsing buffered
+   * bytes in place, without a view. Valid until the next read or {@link consume}.
+   */
+  get bytes(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** Where the unconsumed bytes start in {@link bytes}. */
+  get offset(): number {
+    return this.#start;
+  }
+
+  /** Consumes `n` buffered bytes (at most {@link buffered}) that were parsed in place. */
+  consume(n: number): void {
+    if (n > this.#end - this.#start) throw new RangeError("Consumed more than is buffered");
+    this.#start += n;
+    if (this.#start === this.#end) this.#drained();
+  }
+
   #take(n: number): Uint8Array {
     const view = this.#buf.subarray(this.#start, this.#start + n);
     this.#start += n;
-    if (this.#start === this.#end) {
-      this.#start = this.#end = 0;
-      // A buffer grown for a large record or a burst goes back to the steady size once drained
-      // (the view handed out keeps the old one alive as long as the caller needs it).
-      if (this.#buf.length > this.#size) this.#buf = new Uint8Array(this.#size);
-    }
+    if (this.#start === this.#end) this.#drained();
     return view;
+  }
+
+  #drained(): void {
+    this.#start = this.#end = 0;
+    // A buffer grown for a large record or a burst goes back to the steady size once drained
+    // (a view handed out keeps the old one alive as long as the caller needs it).
+    if (this.#buf.length > this.#size) this.#buf = new Uint8Array(this.#size);
   }
 
   #makeRoom(n: number): void {

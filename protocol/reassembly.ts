@@ -8,6 +8,7 @@
 
 import { ProtocolError } from "./errors.ts";
 import { Flag, type Message } from "./messages.ts";
+import { isSlabBytes } from "./slab.ts";
 
 /** What {@link Reassembler.add} found. */
 export type Assembled =
@@ -83,8 +84,9 @@ export class Reassembler {
         `Partial messages exceed ${this.#maxHeld} bytes on one connection`,
       );
     }
-    // Pieces are views into their record's plaintext; keep them until the message completes.
-    entry.chunks.push(m.payload);
+    // Pieces are views into their record's plaintext; keep them until the message completes
+    // (copies of small ones, which are views into a shared slab).
+    entry.chunks.push(isSlabBytes(m.payload) ? m.payload.slice() : m.payload);
     if (more) return { state: "partial" };
     this.#partial?.delete(key);
     this.#held -= entry.size;

@@ -15,6 +15,7 @@ import { hkdf } from "./hkdf.ts";
 import { deriveChaChaKey } from "./chacha.ts";
 import { ChaCha20Poly1305 } from "./chacha20poly1305.ts";
 import { ProtocolError } from "./errors.ts";
+import { slabBytes } from "./slab.ts";
 import { FrameType, HEADER_SIZE, TAG_SIZE, writeHeader } from "./frame.ts";
 import { KEY_UPDATE_BYTES, KEY_UPDATE_RECORDS } from "./limits.ts";
 
@@ -141,9 +142,9 @@ class Direction {
 
   /** The nonce of record `seq`: the ChaCha20-Poly1305 one, or the AES-GCM one (a copy). */
   protected nonce(seq: number, chacha: boolean): Uint8Array<ArrayBuffer> {
-    return chacha
-      ? nonceFor(this.#material, CHACHA_IV, seq)
-      : nonceFor(this.#material, AES_IV, seq).slice();
+    if (!chacha) return nonceFor(this.#material, AES_IV, seq).slice();
+    this.chacha(); // its first use derives the ChaCha IV
+    return nonceFor(this.#material, CHACHA_IV, seq);
   }
 
   /** True when small MESSAGES records use ChaCha20-Poly1305. */
@@ -206,24 +207,9 @@ export class RecordSealer extends Direction {
    * {@link SPLIT_WRITE_BYTES} or more) comes back as `[header, body]`, not joined.
    */
   async sealParts(type: number, plaintext: Uint8Array): Promise<SealedRecord> {
-    if (this.seq >= MAX_SEQ) {
-      throw new ProtocolError("SEQUENCE", "Record sequence numbers exhausted: reconnect");
-    }
-    const seq = this.seq++;
-    this.recordsUnderKey++;
-    this.bytesUnderKey += plaintext.length;
-    const chachaType = type === FrameType.MESSAGES
-      ? FrameType.MESSAGES_CHACHA
-      : type === FrameType.ALERT
-      ? FrameType.ALERT_CHACHA
-      : 0;
-    if (chachaType && plaintext.length <= CHACHA_MAX_PLAINTEXT && this.usesChaCha) {
-      const frame = new Uint8Array(HEADER_SIZE + plaintext.length + TAG_SIZE);
-      const header = frame.subarray(0, HEADER_SIZE);
-      writeHeader(frame, 0, chachaType, plaintext.length + TAG_SIZE, seq);
-      this.chacha().sealInto(this.nonce(seq, true), header, plaintext, frame.subarray(HEADER_SIZE));
-      return frame;
-    }
+    const small = this.sealSmall(type, plaintext);
+    if (small !== undefined) return small;
+    const seq = this.#nextSeq(plaintext.length);
     const header = new Uint8Array(HEADER_SIZE);
     writeHeader(header, 0, type, plaintext.length + TAG_SIZE, seq);
     const nonce = this.nonce(seq, false);
@@ -240,6 +226,51 @@ export class RecordSealer extends Direction {
     frame.set(header);
     frame.set(sealed, HEADER_SIZE);
     return frame;
+  }
+
+  /**
+   * Seals a small MESSAGES or ALERT record at once, with ChaCha20-Poly1305 (when negotiated
+   * and the plaintext is at most {@link CHACHA_MAX_PLAINTEXT} bytes); `undefined`, with no
+   * sequence number used, for a record that takes AES-GCM ({@link sealParts}).
+   */
+  sealSmall(type: number, plaintext: Uint8Array): Uint8Array | undefined {
+    const frame = this.smallFrame(type, plaintext.length);
+    if (frame === undefined) return undefined;
+    frame.set(plaintext, HEADER_SIZE);
+    return this.sealSmallFrame(type, frame);
+  }
+
+  /**
+   * A buffer for a record of `length` plaintext bytes that {@link sealSmallFrame} seals in
+   * place (write the plaintext at {@link HEADER_SIZE}); `undefined` when such a record takes
+   * AES-GCM. Building the plaintext in its frame saves a buffer and a copy per record.
+   */
+  smallFrame(type: number, length: number): Uint8Array | undefined {
+    if (length > CHACHA_MAX_PLAINTEXT || !this.usesChaCha) return undefined;
+    if (type !== FrameType.MESSAGES && type !== FrameType.ALERT) return undefined;
+    return slabBytes(HEADER_SIZE + length + TAG_SIZE);
+  }
+
+  /** Seals a frame from {@link smallFrame} in place and returns it. */
+  sealSmallFrame(type: number, frame: Uint8Array): Uint8Array {
+    const length = frame.length - HEADER_SIZE - TAG_SIZE;
+    const seq = this.#nextSeq(length);
+    const chachaType = type === FrameType.MESSAGES
+      ? FrameType.MESSAGES_CHACHA
+      : FrameType.ALERT_CHACHA;
+    writeHeader(frame, 0, chachaType, length + TAG_SIZE, seq);
+    this.chacha().sealFrame(this.nonce(seq, true), frame, HEADER_SIZE);
+    return frame;
+  }
+
+  /** Takes the next sequence number for a record of `length` plaintext bytes. */
+  #nextSeq(length: number): number {
+    if (this.seq >= MAX_SEQ) {
+      throw new ProtocolError("SEQUENCE", "Record sequence numbers exhausted: reconnect");
+    }
+    this.recordsUnderKey++;
+    this.bytesUnderKey += length;
+    return this.seq++;
   }
 
   /** Seals a KEY_UPDATE with the current key, then switches to the next one. */
@@ -274,21 +305,53 @@ export class RecordOpener extends Direction {
   }
 
   /**
+   * Opens, at once, a ChaCha20-Poly1305 record whose seq was accepted, read in place: its
+   * header at `at` of `bytes` and its `bodyLength` bytes of body right after. Any failure is
+   * `BAD_RECORD`.
+   */
+  openChaChaAt(seq: number, bytes: Uint8Array, at: number, bodyLength: number): Uint8Array {
+    return this.#openChaCha(seq, bytes, at, bytes, at + HEADER_SIZE, bodyLength);
+  }
+
+  #openChaCha(
+    seq: number,
+    header: Uint8Array,
+    headerAt: number,
+    body: Uint8Array,
+    bodyAt: number,
+    bodyLength: number,
+  ): Uint8Array {
+    if (!this.usesChaCha) {
+      throw new ProtocolError("PROTOCOL_ERROR", "ChaCha20-Poly1305 record, not negotiated");
+    }
+    try {
+      const nonce = this.nonce(seq, true);
+      // The plaintext of a small record is a slab view (see slab.ts).
+      const out = bodyLength >= TAG_SIZE ? slabBytes(bodyLength - TAG_SIZE) : undefined;
+      const plain = this.chacha().openAt(
+        nonce,
+        header,
+        headerAt,
+        HEADER_SIZE,
+        body,
+        bodyAt,
+        bodyLength,
+        out,
+      );
+      this.recordsUnderKey++;
+      return plain;
+    } catch {
+      throw new ProtocolError("BAD_RECORD", "A record failed authentication");
+    }
+  }
+
+  /**
    * Opens a record whose seq was accepted. `header` is the 20 header bytes (the AAD), `body`
    * is `ciphertext ‖ tag`. Any failure is `BAD_RECORD`.
    */
   async open(seq: number, header: Uint8Array, body: Uint8Array): Promise<Uint8Array> {
     if (header[3] === FrameType.MESSAGES_CHACHA || header[3] === FrameType.ALERT_CHACHA) {
-      if (!this.usesChaCha) {
-        throw new ProtocolError("PROTOCOL_ERROR", "ChaCha20-Poly1305 record, not negotiated");
-      }
-      try {
-        const plain = this.chacha().open(this.nonce(seq, true), header, body);
-        this.recordsUnderKey++;
-        return plain;
-      } catch {
-        throw new ProtocolError("BAD_RECORD", "A record failed authentication");
-      }
+      return this.#openChaCha(seq, header, 0, body, 0, body.length);
     }
     const nonce = this.nonce(seq, false);
     try {

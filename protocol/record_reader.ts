@@ -10,7 +10,14 @@
 import type { ByteChannel } from "./channel.ts";
 import { Deadlines } from "./deadlines.ts";
 import { ConnectionClosedError, ProtocolError } from "./errors.ts";
-import { FrameType, parseHeader, TAG_SIZE } from "./frame.ts";
+import {
+  type FrameHeader,
+  FrameType,
+  HEADER_SIZE,
+  parseHeader,
+  parseHeaderAt,
+  TAG_SIZE,
+} from "./frame.ts";
 import type { FrameReader } from "./frame_reader.ts";
 import type { RecordOpener } from "./record.ts";
 
@@ -21,6 +28,9 @@ export interface OpenedRecord {
   /** The decrypted plaintext. */
   plaintext: Uint8Array;
 }
+
+/** The header {@link RecordReader.nextBuffered} parses in place (used synchronously only). */
+const BUFFERED_HEADER: FrameHeader = { type: 0, length: 0, seq: 0 };
 
 /** Reads and opens records one at a time. */
 export class RecordReader {
@@ -60,30 +70,61 @@ export class RecordReader {
     return filling === undefined ? this.#next() : filling.then(this.#afterFill);
   }
 
-  #afterFill = (): Promise<OpenedRecord | null> => this.#next();
+  #afterFill = (): OpenedRecord | Promise<OpenedRecord | null> =>
+    this.nextBuffered() ?? this.#next();
+
+  /**
+   * The next record, at once, when it is buffered whole and sealed with ChaCha20-Poly1305 (a
+   * small record: the common case), opened in the read buffer without views or awaits;
+   * `undefined` when it has to be read or opened asynchronously ({@link next}). Throws like
+   * {@link next}.
+   */
+  nextBuffered(): OpenedRecord | undefined {
+    const reader = this.#reader;
+    if (reader.buffered < HEADER_SIZE) return undefined;
+    const bytes = reader.bytes, at = reader.offset;
+    const type = bytes[at + 3];
+    if (type !== FrameType.MESSAGES_CHACHA && type !== FrameType.ALERT_CHACHA) return undefined;
+    const header = BUFFERED_HEADER;
+    parseHeaderAt(bytes, at, header);
+    this.#check(header);
+    if (reader.buffered < HEADER_SIZE + header.length) return undefined;
+    this.#opener.accept(header.seq);
+    const plaintext = this.#opener.openChaChaAt(header.seq, bytes, at, header.length);
+    reader.consume(HEADER_SIZE + header.length);
+    return {
+      type: type === FrameType.MESSAGES_CHACHA ? FrameType.MESSAGES : FrameType.ALERT,
+      plaintext,
+    };
+  }
+
+  /** The header checks of PROTOCOL.md §8 that do not depend on the sequence number. */
+  #check(header: FrameHeader): void {
+    if (header.type < FrameType.MESSAGES) {
+      throw new ProtocolError("BAD_RECORD", "Cleartext handshake frame after authentication");
+    }
+    if (
+      header.type !== FrameType.MESSAGES && header.type !== FrameType.KEY_UPDATE &&
+      header.type !== FrameType.ALERT &&
+      !((header.type === FrameType.MESSAGES_CHACHA || header.type === FrameType.ALERT_CHACHA) &&
+        this.#opener.usesChaCha)
+    ) {
+      throw new ProtocolError("PROTOCOL_ERROR", `Unknown record type ${header.type}`);
+    }
+    if (header.length < TAG_SIZE) {
+      throw new ProtocolError("PROTOCOL_ERROR", "Record shorter than its tag");
+    }
+    if (header.length > this.#maxBody) {
+      throw new ProtocolError("FRAME_TOO_LARGE", `Record of ${header.length} bytes is too large`);
+    }
+  }
 
   async #next(): Promise<OpenedRecord | null> {
     for (;;) {
       const headerView = await this.#reader.readHeader();
       if (headerView === null) return null;
       const header = parseHeader(headerView);
-      if (header.type < FrameType.MESSAGES) {
-        throw new ProtocolError("BAD_RECORD", "Cleartext handshake frame after authentication");
-      }
-      if (
-        header.type !== FrameType.MESSAGES && header.type !== FrameType.KEY_UPDATE &&
-        header.type !== FrameType.ALERT &&
-        !((header.type === FrameType.MESSAGES_CHACHA || header.type === FrameType.ALERT_CHACHA) &&
-          this.#opener.usesChaCha)
-      ) {
-        throw new ProtocolError("PROTOCOL_ERROR", `Unknown record type ${header.type}`);
-      }
-      if (header.length < TAG_SIZE) {
-        throw new ProtocolError("PROTOCOL_ERROR", "Record shorter than its tag");
-      }
-      if (header.length > this.#maxBody) {
-        throw new ProtocolError("FRAME_TOO_LARGE", `Record of ${header.length} bytes is too large`);
-      }
+      this.#check(header);
       this.#opener.accept(header.seq);
       // The header is a view into the read buffer: it stays valid while the body is already
       // buffered; a read that has to wait may move the buffer, so it is copied first then.

@@ -117,6 +117,9 @@ export class SendQueue {
   /** The queue has an entry in {@link STALL_WATCH}. */
   #watched = false;
   #stallError: Error | undefined;
+  /** What {@link #plan} chose: the end of the small messages taken, and the bulk piece (-1: none). */
+  #plannedEnd = 0;
+  #plannedPiece = -1;
   /** Small messages queued that are not stream chunks (those leave at once). */
   #urgent = 0;
   /**
@@ -266,7 +269,7 @@ export class SendQueue {
     if (this.#running) return;
     this.#running = true;
     // A microtask later: everything queued in this turn joins the same record.
-    queueMicrotask(() => this.#run());
+    queueMicrotask(this.#pump);
   }
 
   #wakeIdle(): void {
@@ -275,41 +278,90 @@ export class SendQueue {
     for (const w of waiters) w();
   }
 
-  async #run(): Promise<void> {
+  /**
+   * Writes records until the queue is empty. Not an async function: a record of small messages
+   * is sealed at once (ChaCha20-Poly1305) and its write's promise calls back here, so the
+   * sequential path allocates no suspended frames; anything else (AES-GCM, KEY_UPDATE,
+   * gathering a stream burst, alerts) takes one step of {@link #slowStep} and comes back.
+   */
+  #pump = (): void => {
+    this.#writeStarted = 0;
+    if (this.#failed || this.#isEmpty()) return this.#stop();
     try {
-      while (!this.#failed && !this.#isEmpty()) {
-        if (this.#sealer.needsKeyUpdate) await this.#write(await this.#sealer.sealKeyUpdate());
-        if (
-          this.#urgent === 0 && this.#bulk.length === 0 && this.#records.length === 0 &&
-          this.#queuedBytes < Math.min(STREAM_GATHER_BYTES, this.#streamMax)
-        ) {
-          // Only stream chunks, and few: a producer is likely still yielding them. One
-          // macrotask lets the burst join this record instead of leaving one record per chunk.
-          await this.#gather();
-          if (this.#failed) break;
-        }
-        const plaintext = this.#nextPlaintext();
-        if (plaintext !== undefined) {
-          await this.#write(await this.#sealer.sealParts(FrameType.MESSAGES, plaintext));
-          continue;
-        }
-        const record = this.#records.shift()!;
-        await this.#write(await this.#sealer.sealParts(record.type, record.plaintext));
+      const size = this.#sealer.needsKeyUpdate || this.#records.length !== 0 ||
+          this.#shouldGather()
+        ? -1
+        : this.#plan();
+      if (size < 0) {
+        this.#slowStep().then(this.#pump, this.#crash);
+        return;
       }
+      // A small record is built in its frame and sealed there; a larger one takes AES-GCM.
+      const frame = this.#sealer.smallFrame(FrameType.MESSAGES, size);
+      let writing: Promise<void>;
+      if (frame !== undefined) {
+        this.#writePlanned(frame, HEADER_SIZE);
+        writing = this.#write(this.#sealer.sealSmallFrame(FrameType.MESSAGES, frame));
+      } else {
+        const plaintext = this.#plaintextBuffer(size);
+        this.#writePlanned(plaintext, 0);
+        writing = this.#sealer.sealParts(FrameType.MESSAGES, plaintext).then(this.#write);
+      }
+      writing.then(this.#pump, this.#crash);
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
+      this.#crash(err);
+    }
+  };
+
+  /**
+   * Only stream chunks are queued, and few: a producer is likely still yielding them, so the
+   * record waits one macrotask to take in the rest of the burst.
+   */
+  #shouldGather(): boolean {
+    return this.#urgent === 0 && this.#bulk.length === 0 && this.#records.length === 0 &&
+      this.#queuedBytes < Math.min(STREAM_GATHER_BYTES, this.#streamMax);
+  }
+
+  /** One step that has to wait: a KEY_UPDATE, a gathered burst, or a record of another type. */
+  async #slowStep(): Promise<void> {
+    if (this.#sealer.needsKeyUpdate) {
+      await this.#write(await this.#sealer.sealKeyUpdate());
+      return;
+    }
+    if (this.#shouldGather()) {
+      await this.#gather();
+      if (this.#failed) return;
+    }
+    const plaintext = this.#nextPlaintext();
+    if (plaintext !== undefined) {
+      await this.#write(await this.#sealer.sealParts(FrameType.MESSAGES, plaintext));
+      return;
+    }
+    const record = this.#records.shift()!;
+    await this.#write(await this.#sealer.sealParts(record.type, record.plaintext));
+  }
+
+  /** Sealing or writing failed: the queue fails (a write that stalled reports the stall). */
+  #crash = (err: unknown): void => {
+    if (!this.#failed) {
+      const cause = this.#stallError ?? err;
+      const error = cause instanceof Error ? cause : new Error(String(cause));
       this.fail(error);
       this.#onError(error);
-    } finally {
-      this.#running = false;
-      if (this.#scratch !== undefined) {
-        SCRATCH_RELEASE.add(this, SCRATCH_KEEP_MS, () => {
-          if (!this.#running) this.#scratch = undefined;
-        });
-      }
-      if (this.#isEmpty() || this.#failed) this.#wakeIdle();
-      else this.#schedule();
     }
+    this.#stop();
+  };
+
+  /** The queue ran empty or failed: the pump stops until the next push. */
+  #stop(): void {
+    this.#writeStarted = 0;
+    this.#running = false;
+    if (this.#scratch !== undefined) {
+      SCRATCH_RELEASE.add(this, SCRATCH_KEEP_MS, () => {
+        if (!this.#running) this.#scratch = undefined;
+      });
+    }
+    this.#wakeIdle();
   }
 
   #gather(): Promise<void> {
@@ -328,19 +380,17 @@ export class SendQueue {
     });
   }
 
-  /** One write under the stall deadline: a stalled write closes the channel, which ends it. */
-  async #write(record: SealedRecord): Promise<void> {
+  /**
+   * One write under the stall deadline: a stalled write closes the channel, which ends it
+   * (and {@link #stop} reports the stall). The pump clears the start time when it resumes.
+   */
+  #write = (record: SealedRecord): Promise<void> => {
     this.#writeStarted = Date.now();
     if (!this.#watched) this.#watch(this.#stallMs);
-    try {
-      if (record instanceof Uint8Array) await this.#channel.write(record);
-      else await writeHeadAndBody(this.#channel, record[0], record[1]);
-    } catch (err) {
-      throw this.#stallError ?? err;
-    } finally {
-      this.#writeStarted = 0;
-    }
-  }
+    return record instanceof Uint8Array
+      ? this.#channel.write(record)
+      : writeHeadAndBody(this.#channel, record[0], record[1]);
+  };
 
   #watch(ms: number): void {
     this.#watched = true;
@@ -369,6 +419,19 @@ export class SendQueue {
    * plaintext.
    */
   #nextPlaintext(): Uint8Array | undefined {
+    const size = this.#plan();
+    if (size < 0) return undefined;
+    const out = this.#plaintextBuffer(size);
+    this.#writePlanned(out, 0);
+    return out;
+  }
+
+  /**
+   * Plans the next record: whole small messages (at least one), then one piece of the head
+   * bulk message. Returns its plaintext size, or -1 when there is nothing to send; the plan
+   * stays valid until {@link #writePlanned} or the next push.
+   */
+  #plan(): number {
     const bulk = this.#bulk[0];
     const capacity = bulk !== undefined
       ? this.#maxPlain
@@ -383,18 +446,24 @@ export class SendQueue {
       used += size;
       end++;
     }
-    let piece = 0;
-    let withBulk = false;
+    let piece = -1;
     if (bulk !== undefined) {
       const room = capacity - used - MESSAGE_HEADER_SIZE;
       const left = bulk.length - bulk.sent;
       // An empty record always takes a piece; otherwise a piece must be worth its header.
-      withBulk = room >= 0 && (used === 0 || left === 0 || room >= Math.min(left, MIN_PIECE));
-      if (withBulk) piece = Math.min(room, left, MAX_BULK_PIECE);
+      if (room >= 0 && (used === 0 || left === 0 || room >= Math.min(left, MIN_PIECE))) {
+        piece = Math.min(room, left, MAX_BULK_PIECE);
+      }
     }
-    if (end === this.#smallHead && !withBulk) return undefined;
-    const out = this.#plaintextBuffer(used + (withBulk ? MESSAGE_HEADER_SIZE + piece : 0));
-    let offset = 0;
+    if (end === this.#smallHead && piece < 0) return -1;
+    this.#plannedEnd = end;
+    this.#plannedPiece = piece;
+    return used + (piece >= 0 ? MESSAGE_HEADER_SIZE + piece : 0);
+  }
+
+  /** Writes the planned record's messages into `out` from `offset`, and takes them off the queue. */
+  #writePlanned(out: Uint8Array, offset: number): void {
+    const end = this.#plannedEnd, piece = this.#plannedPiece;
     for (let i = this.#smallHead; i < end; i++) {
       const m = this.#small[i];
       if (m.kind !== Kind.STREAM_DATA) this.#urgent--;
@@ -412,7 +481,8 @@ export class SendQueue {
       this.#small = this.#small.slice(this.#smallHead);
       this.#smallHead = 0;
     }
-    if (withBulk && bulk !== undefined) {
+    const bulk = this.#bulk[0];
+    if (piece >= 0 && bulk !== undefined) {
       const last = bulk.sent + piece === bulk.length;
       const flags = last ? bulk.flags : bulk.flags | Flag.MORE;
       writeMessageHeader(out, offset, bulk.kind, flags, bulk.id, piece);
@@ -421,7 +491,6 @@ export class SendQueue {
       this.#queuedBytes -= piece;
       if (last) this.#finishBulk();
     }
-    return out;
   }
 
   /**

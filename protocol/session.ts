@@ -458,7 +458,7 @@ export class Session {
           this.#paused = false;
           continue;
         }
-        const record = await this.#records.next();
+        const record = this.#records.nextBuffered() ?? await this.#records.next();
         this.#heartbeat.touch();
         if (record === null) return this.#peerEnded();
         this.#bytesIn += HEADER_SIZE + TAG_SIZE + record.plaintext.length;

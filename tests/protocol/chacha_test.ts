@@ -329,3 +329,34 @@ Deno.test("negotiation: ChaCha20-Poly1305 only when both sides want it", async (
     });
   }
 });
+
+Deno.test("ChaCha20Poly1305: in-place sealing and opening at offsets match seal() and open()", () => {
+  const cipher = new ChaCha20Poly1305(crypto.getRandomValues(new Uint8Array(32)));
+  for (const length of [0, 1, 15, 16, 63, 64, 65, 200]) {
+    const nonce = crypto.getRandomValues(new Uint8Array(12));
+    const aad = crypto.getRandomValues(new Uint8Array(20));
+    const plaintext = crypto.getRandomValues(new Uint8Array(length));
+    const sealed = cipher.seal(nonce, aad, plaintext);
+    // A frame: aad, then the plaintext, then room for the tag; sealed where it lies.
+    const frame = new Uint8Array(20 + length + 16);
+    frame.set(aad);
+    frame.set(plaintext, 20);
+    cipher.sealFrame(nonce, frame, 20);
+    assertEquals(frame.subarray(20), sealed);
+    assertEquals(frame.subarray(0, 20), aad);
+    // Opened from inside a larger buffer, into a given output.
+    const buffer = new Uint8Array(5 + frame.length + 3);
+    buffer.set(frame, 5);
+    const out = new Uint8Array(length);
+    const opened = cipher.openAt(nonce, buffer, 5, 20, buffer, 25, length + 16, out);
+    assertEquals(opened, plaintext);
+    assert(opened === out, "the given output is used");
+    assertEquals(cipher.openAt(nonce, buffer, 5, 20, buffer, 25, length + 16), plaintext);
+    buffer[5] ^= 1; // the aad
+    assertThrows(() => cipher.openAt(nonce, buffer, 5, 20, buffer, 25, length + 16));
+    buffer[5] ^= 1;
+    buffer[25 + length] ^= 1; // the tag
+    assertThrows(() => cipher.openAt(nonce, buffer, 5, 20, buffer, 25, length + 16));
+  }
+  assertThrows(() => cipher.sealFrame(new Uint8Array(12), new Uint8Array(30), 20), RangeError);
+});

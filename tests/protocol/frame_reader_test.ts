@@ -1,4 +1,4 @@
-import { assertEquals, assertRejects } from "@std/assert";
+import { assertEquals, assertRejects, assertThrows } from "@std/assert";
 import type { ByteChannel } from "../../protocol/channel.ts";
 import { FrameReader, MAX_READ_BUFFER, MIN_READ_BUFFER } from "../../protocol/frame_reader.ts";
 
@@ -96,4 +96,20 @@ Deno.test("FrameReader: fill() waits for the next bytes with one read, then read
   await reader.fill(); // the end of stream
   assertEquals(reader.fill(), undefined, "after the end there is nothing to wait for");
   assertEquals(await reader.read(1), null);
+});
+
+Deno.test("FrameReader: buffered bytes are parsed in place and consumed without views", async () => {
+  const data = counting(300);
+  const reader = new FrameReader(channelOf(data, [100, 200]));
+  await reader.fill();
+  assertEquals(reader.buffered, 100);
+  assertEquals(reader.bytes[reader.offset], 0);
+  reader.consume(40);
+  assertEquals([reader.buffered, reader.bytes[reader.offset]], [60, 40]);
+  assertThrows(() => reader.consume(61), RangeError);
+  reader.consume(60); // drained: the next read starts at the buffer's start
+  assertEquals(reader.buffered, 0);
+  await reader.fill();
+  assertEquals([reader.offset, reader.buffered], [0, 200]);
+  assertEquals(await reader.read(200), data.subarray(100));
 });

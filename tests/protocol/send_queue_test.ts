@@ -1,7 +1,8 @@
 import { assert, assertEquals } from "@std/assert";
 import type { ByteChannel } from "../../protocol/channel.ts";
-import { Kind } from "../../protocol/messages.ts";
-import { RecordSealer } from "../../protocol/record.ts";
+import { FrameType, parseHeader } from "../../protocol/frame.ts";
+import { decodeMessages, Kind } from "../../protocol/messages.ts";
+import { RecordOpener, RecordSealer } from "../../protocol/record.ts";
 import { SendQueue } from "../../protocol/send_queue.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -100,4 +101,99 @@ Deno.test("SendQueue: record sizes", async (t) => {
     assert(largest["false"] > ONE_TLS_RECORD, `byte stream: largest record ${largest["false"]}`);
     assert(largest["true"] <= ONE_TLS_RECORD, `TLS: largest record ${largest["true"]}`);
   });
+});
+
+Deno.test("SendQueue: what leaves opens to the messages pushed, in order", async (t) => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const channel = recordingChannel(false);
+  const sealer = new RecordSealer(key, iv, {}, true);
+  const queue = new SendQueue(channel, sealer, 1 << 20, { onError: () => {} });
+  const opener = new RecordOpener(key, iv, true);
+
+  /** Opens every record written so far, as `[record type, messages]`. */
+  const openAll = async () => {
+    const out: [number, { kind: number; id: number; text: string }[]][] = [];
+    for (const frame of channel.writes.splice(0)) {
+      const header = parseHeader(frame);
+      opener.accept(header.seq);
+      const plain = await opener.open(header.seq, frame.slice(0, 20), frame.subarray(20));
+      out.push([
+        frame[3],
+        header.type === FrameType.ALERT || header.type === FrameType.ALERT_CHACHA
+          ? [{ kind: 0, id: 0, text: new TextDecoder().decode(plain) }]
+          : decodeMessages(plain).map((m) => ({
+            kind: m.kind,
+            id: m.id,
+            text: new TextDecoder().decode(m.payload),
+          })),
+      ]);
+    }
+    return out;
+  };
+
+  await t.step(
+    "small messages leave in one ChaCha20-Poly1305 record, text and bytes alike",
+    async () => {
+      queue.pushText(Kind.REQUEST, 0, 1, '{"a":1}');
+      queue.push(Kind.REQUEST, 0, 3, new TextEncoder().encode('"b"'));
+      queue.pushText(Kind.NOTIFY, 0, 5, "[]");
+      await queue.drained();
+      assertEquals(await openAll(), [[FrameType.MESSAGES_CHACHA, [
+        { kind: Kind.REQUEST, id: 1, text: '{"a":1}' },
+        { kind: Kind.REQUEST, id: 3, text: '"b"' },
+        { kind: Kind.NOTIFY, id: 5, text: "[]" },
+      ]]]);
+    },
+  );
+
+  await t.step("a larger record takes AES-GCM; an alert queued behind it comes last", async () => {
+    const big = "x".repeat(3000);
+    queue.pushText(Kind.RESPONSE, 0, 7, JSON.stringify(big));
+    queue.pushRecord(FrameType.ALERT, new TextEncoder().encode("bye"));
+    queue.pushText(Kind.RESPONSE, 0, 9, "1");
+    await queue.drained();
+    assertEquals(await openAll(), [
+      [FrameType.MESSAGES, [
+        { kind: Kind.RESPONSE, id: 7, text: JSON.stringify(big) },
+        { kind: Kind.RESPONSE, id: 9, text: "1" },
+      ]],
+      [FrameType.ALERT_CHACHA, [{ kind: 0, id: 0, text: "bye" }]],
+    ]);
+  });
+
+  await t.step("each record leaves in one write, in sequence", async () => {
+    for (let round = 0; round < 20; round++) {
+      queue.pushText(Kind.EVENT, 0, 0, String(round));
+      await queue.drained();
+    }
+    const records = await openAll();
+    assertEquals(
+      records.map(([, m]) => m[0].text),
+      Array.from({ length: 20 }, (_, i) => String(i)),
+    );
+  });
+});
+
+Deno.test("SendQueue: a write that fails fails the queue once; drained() still resolves", async () => {
+  const failure = new Error("the peer is gone");
+  let writes = 0;
+  const channel: ByteChannel = {
+    read: () => Promise.resolve(null),
+    write: () => (writes++, Promise.reject(failure)),
+    close: () => {},
+  };
+  const errors: Error[] = [];
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const sealer = new RecordSealer(key, new Uint8Array(12), {}, true);
+  const queue = new SendQueue(channel, sealer, 65536, { onError: (err) => errors.push(err) });
+  queue.push(Kind.EVENT, 0, 0, new Uint8Array([1]));
+  queue.push(Kind.EVENT, 0, 0, new Uint8Array([2]));
+  await queue.drained();
+  assertEquals(errors, [failure]);
+  assertEquals(queue.failed, failure);
+  queue.push(Kind.EVENT, 0, 0, new Uint8Array([3])); // ignored once failed
+  await queue.drained();
+  assertEquals(writes, 1);
+  assertEquals(queue.queuedBytes, 0);
 });
