@@ -382,7 +382,7 @@ export class SendQueue {
 
   /**
    * One write under the stall deadline: a stalled write closes the channel, which ends it
-   * (and {@link #stop} reports the stall). The pump clears the start time when it resumes.
+   * (and {@link #crash} reports the stall). The pump clears the start time when it resumes.
    */
   #write = (record: SealedRecord): Promise<void> => {
     this.#writeStarted = Date.now();
