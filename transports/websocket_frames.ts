@@ -6,8 +6,6 @@
  * @module
  */
 
-import { slabBytes } from "../protocol/slab.ts";
-
 /** Frame opcodes (RFC 6455 §5.2). */
 export const OPCODE = {
   continuation: 0x0,
@@ -51,10 +49,8 @@ export function clientFrame(opcode: number, ...parts: Uint8Array[]): Uint8Array 
   const headerLength = 2 + lengthBytes + 4;
   // A large payload is masked a 32-bit word at a time: pad in front so it starts 4-byte aligned.
   const pad = length < WORD_MASK_MIN ? 0 : (4 - (headerLength & 3)) & 3;
-  // A small frame (masked byte by byte) is a slab view (see protocol/slab.ts): no buffer of its
-  // own per message. A large one gets its own, aligned for the word-wise mask.
-  const frame = length < WORD_MASK_MIN
-    ? slabBytes(headerLength + length)
+  const frame = pad === 0
+    ? new Uint8Array(headerLength + length)
     : new Uint8Array(new ArrayBuffer(pad + headerLength + length), pad);
   frame[0] = 0x80 | opcode;
   if (lengthBytes === 0) {

@@ -5,7 +5,6 @@
  */
 import { assert, assertEquals, assertNotEquals, assertRejects, assertThrows } from "@std/assert";
 import { TransportError } from "../../protocol/errors.ts";
-import { isSlabBytes } from "../../protocol/slab.ts";
 import type { Conn } from "../../transports/types.ts";
 import { listenWebSocket } from "../../transports/websocket.ts";
 import { dial } from "../../transports/mod.ts";
@@ -99,15 +98,6 @@ Deno.test("WebSocket client frames (RFC 6455 §5)", async (t) => {
       assertEquals(decodeClientFrame(clientFrame(OPCODE.binary, part)).payload, part);
     }
     assertEquals(source, copy);
-  });
-  await t.step("a small frame shares a slab; a large one has its own buffer", () => {
-    const small = clientFrame(OPCODE.binary, bytes(200));
-    const large = clientFrame(OPCODE.binary, bytes(300));
-    assert(isSlabBytes(small), "a 200-byte payload's frame is a slab view");
-    assert(!isSlabBytes(large), "a 300-byte payload's frame has a buffer of its own");
-    const again = clientFrame(OPCODE.binary, bytes(200, 7));
-    assertEquals(decodeClientFrame(small).payload, bytes(200), "a later frame leaves it alone");
-    assertEquals(decodeClientFrame(again).payload, bytes(200, 7));
   });
   await t.step("every frame has a fresh mask", () => {
     const masks = new Set<string>();
