@@ -217,10 +217,6 @@ export class IncomingCalls {
     const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
     const deadline = timeout ? Date.now() + timeout : undefined;
     const ctx = handlerContext(host, state, method, deadline, meta);
-    const release = () => {
-      if (slot) host.slots?.release();
-      slot = false;
-    };
     let result: unknown;
     try {
       result = host.middleware === undefined
@@ -230,11 +226,15 @@ export class IncomingCalls {
       result = Promise.reject(err);
     }
     if (!(result instanceof Promise) && !isStreamSource(result) && !state.streaming) {
-      release();
+      if (slot) host.slots?.release();
       if (reply) host.reply(id, result, state.compress);
       this.#ended(method, "ok", started, inRun);
       return;
     }
+    const release = () => {
+      if (slot) host.slots?.release();
+      slot = false;
+    };
     this.#runningMap().set(id, state);
     if (timeout) {
       this.#deadlines.add(

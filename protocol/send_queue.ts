@@ -273,6 +273,7 @@ export class SendQueue {
   }
 
   #wakeIdle(): void {
+    if (this.#idle.length === 0) return; // (no new array per record)
     const waiters = this.#idle;
     this.#idle = [];
     for (const w of waiters) w();
