@@ -10,11 +10,11 @@
 
 import { type ByteChannel, writeHeadAndBody } from "./channel.ts";
 import { Deadlines } from "./deadlines.ts";
-import { ProtocolError } from "./errors.ts";
 import { FrameType, HEADER_SIZE, TAG_SIZE } from "./frame.ts";
 import { DEFAULT_WRITE_STALL_TIMEOUT } from "./limits.ts";
 import { Flag, Kind, MESSAGE_HEADER_SIZE, writeMessageHeader } from "./messages.ts";
 import type { RecordSealer, SealedRecord } from "./record.ts";
+import { WriteStallWatch } from "./write_stall.ts";
 
 interface Outgoing {
   kind: number;
@@ -80,15 +80,6 @@ export interface SendQueueOptions {
   onError: (err: Error) => void;
 }
 
-/**
- * The write-stall deadlines of every send queue in the process, on one timer. A write does
- * not move its queue's entry, it only notes when it began: the entry fires `stallMs` after it
- * was added, and a queue still writing then is checked against the write in progress (and
- * watched again for the rest of its time), while one that is not writing drops out. So a
- * busy queue touches no timer per write and an idle one holds no deadline at all.
- */
-const STALL_WATCH = new Deadlines<SendQueue>(Date.now, true);
-
 /** Drops the scratch buffers of queues that stopped sending bulk data, on one timer. */
 const SCRATCH_RELEASE = new Deadlines<SendQueue>(Date.now, true);
 const SCRATCH_KEEP_MS = 1000;
@@ -100,7 +91,6 @@ export class SendQueue {
   #maxPlain: number;
   /** The largest plaintext of a record of stream chunks only. */
   #streamMax: number;
-  #stallMs: number;
   #onError: (err: Error) => void;
   #small: Outgoing[] = [];
   #smallHead = 0;
@@ -112,11 +102,7 @@ export class SendQueue {
   #running = false;
   #failed: Error | undefined;
   #idle: (() => void)[] = [];
-  /** `Date.now()` when the write in progress began; 0 between writes. */
-  #writeStarted = 0;
-  /** The queue has an entry in {@link STALL_WATCH}. */
-  #watched = false;
-  #stallError: Error | undefined;
+  #stall: WriteStallWatch;
   /** What {@link #plan} chose: the end of the small messages taken, and the bulk piece (-1: none). */
   #plannedEnd = 0;
   #plannedPiece = -1;
@@ -150,7 +136,10 @@ export class SendQueue {
     this.#streamMax = channel.nagle === true
       ? Math.min(maxPlain, SMALL_RECORD_PLAINTEXT)
       : maxPlain;
-    this.#stallMs = options.writeStallTimeout ?? DEFAULT_WRITE_STALL_TIMEOUT;
+    this.#stall = new WriteStallWatch(
+      channel,
+      options.writeStallTimeout ?? DEFAULT_WRITE_STALL_TIMEOUT,
+    );
     this.#onError = options.onError;
   }
 
@@ -247,8 +236,7 @@ export class SendQueue {
     this.#records = [];
     this.#queuedBytes = 0;
     this.#urgent = 0;
-    if (this.#watched) STALL_WATCH.delete(this);
-    this.#watched = false;
+    this.#stall.stop();
     if (this.#scratch !== undefined) SCRATCH_RELEASE.delete(this);
     this.#scratch = undefined;
     if (this.#hop !== undefined) {
@@ -286,7 +274,7 @@ export class SendQueue {
    * gathering a stream burst, alerts) takes one step of {@link #slowStep} and comes back.
    */
   #pump = (): void => {
-    this.#writeStarted = 0;
+    this.#stall.end();
     if (this.#failed || this.#isEmpty()) return this.#stop();
     try {
       const size = this.#sealer.needsKeyUpdate || this.#records.length !== 0 ||
@@ -345,7 +333,7 @@ export class SendQueue {
   /** Sealing or writing failed: the queue fails (a write that stalled reports the stall). */
   #crash = (err: unknown): void => {
     if (!this.#failed) {
-      const cause = this.#stallError ?? err;
+      const cause = this.#stall.error ?? err;
       const error = cause instanceof Error ? cause : new Error(String(cause));
       this.fail(error);
       this.#onError(error);
@@ -355,7 +343,7 @@ export class SendQueue {
 
   /** The queue ran empty or failed: the pump stops until the next push. */
   #stop(): void {
-    this.#writeStarted = 0;
+    this.#stall.end();
     this.#running = false;
     if (this.#scratch !== undefined) {
       SCRATCH_RELEASE.add(this, SCRATCH_KEEP_MS, () => {
@@ -386,34 +374,11 @@ export class SendQueue {
    * (and {@link #crash} reports the stall). The pump clears the start time when it resumes.
    */
   #write = (record: SealedRecord): Promise<void> => {
-    this.#writeStarted = Date.now();
-    if (!this.#watched) this.#watch(this.#stallMs);
+    this.#stall.begin();
     return record instanceof Uint8Array
       ? this.#channel.write(record)
       : writeHeadAndBody(this.#channel, record[0], record[1]);
   };
-
-  #watch(ms: number): void {
-    this.#watched = true;
-    STALL_WATCH.add(this, ms, () => this.#checkStall());
-  }
-
-  /** The queue's stall deadline came: closes the channel if the write in progress is stuck. */
-  #checkStall(): void {
-    this.#watched = false;
-    const started = this.#writeStarted;
-    if (started === 0 || this.#failed) return;
-    const waited = Date.now() - started;
-    if (waited < this.#stallMs) {
-      this.#watch(this.#stallMs - waited);
-      return;
-    }
-    this.#stallError = new ProtocolError(
-      "PEER_TIMEOUT",
-      `The peer stopped reading: a write stalled for ${this.#stallMs} ms`,
-    );
-    this.#channel.close();
-  }
 
   /**
    * Takes whole small messages (at least one), then one piece of the head bulk message, into a

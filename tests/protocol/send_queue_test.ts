@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
 import type { ByteChannel } from "../../protocol/channel.ts";
+import { ProtocolError } from "../../protocol/errors.ts";
 import { FrameType, parseHeader } from "../../protocol/frame.ts";
 import { decodeMessages, Kind } from "../../protocol/messages.ts";
 import { RecordOpener, RecordSealer } from "../../protocol/record.ts";
@@ -11,22 +12,25 @@ Deno.test("SendQueue: a write that stalls fails the queue after the stall timeou
   const stallMs = 400;
   let hang = false;
   let closed = false;
+  let endWrite: ((err: Error) => void) | undefined;
   const started: number[] = [];
   const channel: ByteChannel = {
     read: () => Promise.resolve(null),
     write: () => {
       started.push(Date.now());
-      return hang ? new Promise(() => {}) : Promise.resolve();
+      return hang ? new Promise((_, reject) => endWrite = reject) : Promise.resolve();
     },
     close: () => {
       closed = true;
+      endWrite?.(new Error("closed")); // as a real transport: closing ends the write
     },
   };
+  const errors: Error[] = [];
   const key = crypto.getRandomValues(new Uint8Array(32));
   const sealer = new RecordSealer(key, new Uint8Array(12), {}, true);
   const queue = new SendQueue(channel, sealer, 65536, {
     writeStallTimeout: stallMs,
-    onError: () => {},
+    onError: (err) => errors.push(err),
   });
   // A quick write puts the queue under watch; a later one hangs. The deadline that write
   // started is checked against the hanging write, which gets its full stall time.
@@ -43,8 +47,13 @@ Deno.test("SendQueue: a write that stalls fails the queue after the stall timeou
   assertEquals(started.length, 2);
   const waited = Date.now() - started[1];
   assert(waited >= stallMs - 1, `closed ${waited} ms after the write began`);
-  // A real transport's close ends the write; this one never does, so the queue is failed here.
-  queue.fail(new Error("closed"));
+  // The write that closing ended is reported as the stall, not as the close.
+  await queue.drained();
+  assertEquals(errors.length, 1);
+  assert(
+    errors[0] instanceof ProtocolError && errors[0].code === "PEER_TIMEOUT",
+    String(errors[0]),
+  );
 });
 
 /** A channel that keeps every write (records are never split over writes here). */
