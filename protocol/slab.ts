@@ -21,7 +21,7 @@ const SLABS = new WeakSet<ArrayBufferLike>([slab.buffer]);
 /**
  * `n` zeroed bytes: a view into the current slab when `n` is at most {@link MAX_SLAB_PIECE},
  * a new buffer otherwise. A view keeps its whole slab alive: copy bytes that are kept long
- * (`slice()`), as the session does for attachments handed to user code.
+ * (`slice()`), as `decodeValue` does for attachments and the reassembler for pieces.
  */
 export function slabBytes(n: number): Uint8Array {
   if (n > MAX_SLAB_PIECE) return new Uint8Array(n);
