@@ -71,7 +71,9 @@ Deno.test("case 21: oversized length prefixes are FRAME_TOO_LARGE from the heade
       const grown = Deno.memoryUsage().rss - before;
       assertEquals(end.alert?.code, AlertCode.FRAME_TOO_LARGE, JSON.stringify(end));
       assertEquals(end.types, [FrameType.ALERT], "nothing but the alert");
-      assert(grown < MiB, `RSS grew by ${(grown / MiB).toFixed(2)} MiB`);
+      // A buffer for the announced length would be GiBs; the first connection alone moves RSS
+      // by 0.3–1.1 MiB here (code compiled, the heap grown), so 1 MiB was a flaky bound.
+      assert(grown < 8 * MiB, `RSS grew by ${(grown / MiB).toFixed(2)} MiB`);
       peer.close();
     });
   }
