@@ -9,18 +9,14 @@
  */
 
 import type { Timer } from "./bytes.ts";
+import { KEEP, keptMap } from "./kept_map.ts";
 
 interface Entry {
   at: number;
   fire: () => void;
 }
 
-/**
- * A key no caller has, with a deadline that never comes: the table keeps it so that it never
- * empties. V8 reallocates a `Map`'s table each time it does, ~150 bytes for every add and delete
- * of a lone entry (a sequential call's deadline); with the entry kept, ~50.
- */
-const KEEP = Symbol("keep");
+/** The entry a table of deadlines keeps for itself (see `kept_map.ts`): it never comes. */
 const NEVER: Entry = { at: Infinity, fire: () => {} };
 
 /** A set of keyed deadlines served by a single timer. */
@@ -52,7 +48,7 @@ export class Deadlines<K> {
   /** Calls `fire` once, `ms` from now, unless {@link delete}d first. Replaces an entry with the same key. */
   add(key: K, ms: number, fire: () => void): void {
     const at = this.#now() + ms;
-    (this.#entries ??= new Map([[KEEP, NEVER]])).set(key, { at, fire });
+    (this.#entries ??= keptMap<K, Entry>(NEVER)).set(key, { at, fire });
     if (at < this.#timerAt) this.#arm(at);
   }
 

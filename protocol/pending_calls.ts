@@ -7,6 +7,7 @@
 
 import { Deadlines } from "./deadlines.ts";
 import { CallTimeoutError, CancelledError, type RpcError } from "./errors.ts";
+import { KEEP, keptMap } from "./kept_map.ts";
 
 interface Entry {
   method: string;
@@ -24,11 +25,7 @@ export interface PendingOptions {
   signal?: AbortSignal;
 }
 
-/**
- * A key no call has, kept in the table so that it never empties: V8 reallocates a `Map`'s table
- * each time it does, ~150 bytes for every call made one at a time (see `deadlines.ts`).
- */
-const KEEP = Symbol("keep");
+/** The entry the table keeps for itself (see `kept_map.ts`): no call's. */
 const KEPT: Entry = {
   method: "",
   resolve: () => {},
@@ -39,7 +36,7 @@ const KEPT: Entry = {
 
 /** Pending outgoing calls by id. */
 export class PendingCalls {
-  #entries = new Map<number | typeof KEEP, Entry>([[KEEP, KEPT]]);
+  #entries = keptMap<number, Entry>(KEPT);
   #deadlines = new Deadlines<number>();
   #giveUp: (id: number) => void;
 
