@@ -8,7 +8,10 @@
  *     TRUST_ID=… deno run -A bench/mem_client.ts --address=tcp://127.0.0.1:PORT --pid=PID \
  *       --levels=1000,5000 --settle-ms=1500 --max-ms=120000
  *
- * Prints one JSON line, `{"rss0_kib":…,"rss_kib":{"1000":…,"5000":…},"open_s":…}`, and
+ * With each reading it asks the server for its `Deno.memoryUsage()` (the bench server's
+ * `memory` method), so that the V8 heap can be told from the rest.
+ *
+ * Prints one JSON line, `{"rss0_kib":…,"rss_kib":{"1000":…,"5000":…},"heap_kib":{"0":…},…}`, and
  * exits without closing the connections one by one (the process exit closes them). Needs
  * `ulimit -n` above the largest level; `run.ts` raises it.
  *
@@ -69,7 +72,15 @@ if (!address || !pid) throw new TypeError("--address and --pid are required");
 // One connection first so that lazily initialised paths are warm, then close it.
 await (await openOne()).close();
 const rss0 = await settledRss();
-const conns: Client[] = [];
+/** The V8 heap at each reading (KiB): reserved (`heapTotal`) and live (`heapUsed`). */
+const heap: Record<string, { total: number; used: number }> = {};
+async function readHeap(client: Client, level: number): Promise<void> {
+  const m = await client.call("memory") as Deno.MemoryUsage;
+  heap[level] = { total: m.heapTotal / 1024, used: m.heapUsed / 1024 };
+}
+// Asked after the baseline RSS, on the first connection of the first level.
+const conns: Client[] = [await openOne()];
+await readHeap(conns[0], 0);
 const rss: Record<string, number> = {};
 const t0 = performance.now();
 let openMs = 0;
@@ -81,10 +92,12 @@ for (const level of levels) {
   }
   openMs += performance.now() - t;
   rss[level] = await settledRss();
+  await readHeap(conns[0], level);
 }
 console.log(JSON.stringify({
   rss0_kib: rss0,
   rss_kib: rss,
+  heap_kib: heap,
   open_s: openMs / 1000,
   total_s: (performance.now() - t0) / 1000,
   conns: conns.length,

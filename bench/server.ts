@@ -5,7 +5,8 @@
  *
  * - `echo(x) → x` (the 64-character string, the 1 MiB `Uint8Array`);
  * - `items(n)`: a server stream yielding the same 64-character string `n` times
- *   (n ≤ 10,000,000; the client cancels it when its time is up).
+ *   (n ≤ 10,000,000; the client cancels it when its time is up);
+ * - `memory()`: this process' `Deno.memoryUsage()` (the `mem` scenario splits its RSS with it).
  *
  *     TRUST_ID=… deno run -A bench/server.ts tcp://127.0.0.1:0 unix:///tmp/dir/rpc.sock \
  *       tls://127.0.0.1:0 ws://127.0.0.1:0
@@ -33,6 +34,7 @@ const server = await serve({
       const count = Math.min(MAX_ITEMS, Math.max(0, Math.floor(Number(n) || 0)));
       for (let i = 0; i < count; i++) yield ITEM;
     },
+    memory: () => Deno.memoryUsage(),
   },
 });
 exitWithParent(() => server.close({ timeout: 200 }));

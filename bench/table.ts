@@ -241,6 +241,19 @@ function rowsFor(o: Options): Row[] {
       });
     }
     const top = Math.max(...o.memLevels);
+    for (
+      const [metric, what] of [["heap", "reserved (heapTotal)"], ["heapused", "used (heapUsed)"]]
+    ) {
+      rows.push({
+        label: `mem: of which V8 heap ${what}, KiB per connection at ${
+          top.toLocaleString("en-US")
+        }`,
+        transport: "tcp",
+        rpc: ref("mem", "tcp", "rpc", `${metric}_kib@${top}`),
+        lowerBetter: true,
+        cols: {},
+      });
+    }
     rows.push({
       label: `mem: server RSS MiB at ${top.toLocaleString("en-US")} idle connections`,
       transport: "tcp",

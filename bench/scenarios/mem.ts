@@ -3,7 +3,10 @@
  * `mem_idle.ts`. Each rep starts a fresh bench server (TCP only, default options and limits:
  * heartbeats on) and a separate client process (`mem_client.ts`) that opens the connections
  * (one `echo` call each, then idle), lets the server settle and reads its VmRSS from
- * `/proc/<pid>/status`: KiB/conn = (RSS_N − RSS_0) / N. Both processes get `ulimit -n`
+ * `/proc/<pid>/status`: KiB/conn = (RSS_N − RSS_0) / N. With each reading the server's
+ * `Deno.memoryUsage()` gives the part of that which is V8's heap: reserved (`heapTotal`, what
+ * V8 has committed: the young generation grows with what survives its collections) and used
+ * (`heapUsed`, live objects and garbage not yet collected). Both processes get `ulimit -n`
  * raised (up to the hard limit) in the shell that starts them.
  *
  * @module
@@ -70,11 +73,18 @@ export async function runMem(ctx: Context): Promise<void> {
             out.stderr.trim().split("\n").slice(-3).join(" | "),
         );
       }
-      const r = JSON.parse(line) as { rss0_kib: number; rss_kib: Record<string, number> };
+      const r = JSON.parse(line) as {
+        rss0_kib: number;
+        rss_kib: Record<string, number>;
+        heap_kib: Record<string, { total: number; used: number }>;
+      };
       const values: Record<string, number> = { rss0_MiB: r.rss0_kib / 1024 };
+      const heap0 = r.heap_kib[0];
       for (const l of levels) {
         values[`rss@${l}_MiB`] = r.rss_kib[l] / 1024;
         values[`kib@${l}`] = (r.rss_kib[l] - r.rss0_kib) / l;
+        values[`heap_kib@${l}`] = (r.heap_kib[l].total - heap0.total) / l;
+        values[`heapused_kib@${l}`] = (r.heap_kib[l].used - heap0.used) / l;
       }
       ctx.results.record("mem", "tcp", "rpc", values, false);
     } finally {
