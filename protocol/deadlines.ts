@@ -1,32 +1,31 @@
 /**
- * Many deadlines on one timer. A session has a deadline per pending call, per running handler
- * and per write; arming a `setTimeout` for each costs several µs per call in Deno (its timers
- * are objects), which pipelined traffic pays thousands of times a second. Here one timer is
- * armed for the earliest deadline; removing an entry is a `Map` delete. Deadlines fire late by
- * at most the timer's own lateness, never early.
+ * Many keyed deadlines on one timer: handshakes, closing sessions, stalled writes, handlers
+ * with a deadline. Arming a `setTimeout` for each costs several µs in Deno (its timers are
+ * objects), which busy traffic would pay thousands of times a second. Entries are found by key
+ * in a `Map` and timed by `timeout_lists.ts` (one timer armed for the earliest deadline; a table
+ * that owns its entries can use it directly, as the pending calls do, and save the `Map` and a
+ * closure per entry). Deadlines fire late by at most the timer's own lateness, never early.
  *
  * @module
  */
 
-import type { Timer } from "./bytes.ts";
 import { KEEP, keptMap } from "./kept_map.ts";
+import { TimeoutEntry, TimeoutLists } from "./timeout_lists.ts";
 
-interface Entry {
-  at: number;
-  fire: () => void;
+class Entry<K> extends TimeoutEntry {
+  constructor(readonly key: K, readonly fire: () => void) {
+    super();
+  }
 }
 
-/** The entry a table of deadlines keeps for itself (see `kept_map.ts`): it never comes. */
-const NEVER: Entry = { at: Infinity, fire: () => {} };
+/** The entry a table of deadlines keeps for itself (see `kept_map.ts`): it is never due. */
+const NEVER = new Entry<never>(undefined as never, () => {});
 
 /** A set of keyed deadlines served by a single timer. */
 export class Deadlines<K> {
   /** Made on the first deadline (most sessions never set one), with the {@link KEEP} entry. */
-  #entries: Map<K | typeof KEEP, Entry> | undefined;
-  #timer: Timer | undefined;
-  #timerAt = Infinity;
-  #now: () => number;
-  #release: boolean;
+  #entries: Map<K | typeof KEEP, Entry<K>> | undefined;
+  #lists: TimeoutLists<Entry<K>>;
 
   /**
    * @param now clock in ms (tests may inject one)
@@ -36,61 +35,42 @@ export class Deadlines<K> {
    *   already gone, so a busy owner re-adding entries seldom re-arms.
    */
   constructor(now: () => number = Date.now, releaseWhenEmpty = false) {
-    this.#now = now;
-    this.#release = releaseWhenEmpty;
+    this.#lists = new TimeoutLists(
+      (entry) => {
+        this.#entries?.delete(entry.key);
+        entry.fire();
+      },
+      now,
+      releaseWhenEmpty,
+    );
   }
 
   /** Entries not yet fired or removed. */
   get size(): number {
-    return this.#entries === undefined ? 0 : this.#entries.size - 1;
+    return this.#lists.size;
   }
 
   /** Calls `fire` once, `ms` from now, unless {@link delete}d first. Replaces an entry with the same key. */
   add(key: K, ms: number, fire: () => void): void {
-    const at = this.#now() + ms;
-    (this.#entries ??= keptMap<K, Entry>(NEVER)).set(key, { at, fire });
-    if (at < this.#timerAt) this.#arm(at);
+    const entries = this.#entries ??= keptMap<K, Entry<K>>(NEVER);
+    const old = entries.get(key);
+    if (old !== undefined) this.#lists.delete(old);
+    const entry = new Entry(key, fire);
+    entries.set(key, entry);
+    this.#lists.add(entry, ms);
   }
 
   /** Removes a deadline; true when it was there. */
   delete(key: K): boolean {
-    const deleted = this.#entries?.delete(key) ?? false;
-    if (this.#release && this.#entries?.size === 1) this.clear();
-    return deleted;
+    const entry = this.#entries?.get(key);
+    if (entry === undefined || key === KEEP) return false;
+    this.#entries!.delete(key);
+    return this.#lists.delete(entry);
   }
 
   /** Removes every deadline and the timer. */
   clear(): void {
     this.#entries = undefined;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-  }
-
-  #arm(at: number): void {
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - this.#now()));
-  }
-
-  #sweep(): void {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-    const now = this.#now();
-    const due: Entry[] = [];
-    let next = Infinity;
-    const entries = this.#entries;
-    if (entries === undefined) return;
-    for (const [key, entry] of entries) {
-      if (key === KEEP) continue;
-      if (entry.at <= now) {
-        entries.delete(key);
-        due.push(entry);
-      } else if (entry.at < next) next = entry.at;
-    }
-    if (next !== Infinity) this.#arm(next);
-    // A late timer finds several due at once: they still fire in deadline order.
-    if (due.length > 1) due.sort((a, b) => a.at - b.at);
-    for (const entry of due) entry.fire();
+    this.#lists.clear();
   }
 }

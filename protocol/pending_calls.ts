@@ -5,16 +5,23 @@
  * @module
  */
 
-import { Deadlines } from "./deadlines.ts";
 import { CallTimeoutError, CancelledError, type RpcError } from "./errors.ts";
 import { KEEP, keptMap } from "./kept_map.ts";
+import { TimeoutEntry, TimeoutLists } from "./timeout_lists.ts";
 
-interface Entry {
-  method: string;
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+/** One pending call: its promise's settlers, and its deadline (no closure of its own). */
+class Pending extends TimeoutEntry {
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly id: number,
+    readonly method: string,
+    readonly timeoutMs: number,
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (err: Error) => void,
+    readonly signal: AbortSignal | undefined,
+  ) {
+    super();
+  }
 }
 
 /** Options of one pending call. */
@@ -26,18 +33,12 @@ export interface PendingOptions {
 }
 
 /** The entry the table keeps for itself (see `kept_map.ts`): no call's. */
-const KEPT: Entry = {
-  method: "",
-  resolve: () => {},
-  reject: () => {},
-  signal: undefined,
-  onAbort: undefined,
-};
+const KEPT = new Pending(0, "", 0, () => {}, () => {}, undefined);
 
 /** Pending outgoing calls by id. */
 export class PendingCalls {
-  #entries = keptMap<number, Entry>(KEPT);
-  #deadlines = new Deadlines<number>();
+  #entries = keptMap<number, Pending>(KEPT);
+  #deadlines = new TimeoutLists<Pending>((call) => this.#timedOut(call));
   #giveUp: (id: number) => void;
 
   /** @param giveUp called with the id when a call times out or is aborted (send CANCEL) */
@@ -53,25 +54,12 @@ export class PendingCalls {
   /** Registers a call; the promise settles once. */
   add(id: number, method: string, options: PendingOptions): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const entry: Entry = {
-        method,
-        resolve,
-        reject,
-        signal: options.signal,
-        onAbort: undefined,
-      };
-      if (options.timeoutMs && options.timeoutMs > 0) {
-        const ms = options.timeoutMs;
-        this.#deadlines.add(id, ms, () => {
-          if (this.#take(id)) {
-            reject(new CallTimeoutError(`Call to '${method}' timed out after ${ms} ms`));
-            this.#giveUp(id);
-          }
-        });
-      }
+      const ms = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : 0;
+      const call = new Pending(id, method, ms, resolve, reject, options.signal);
+      if (ms > 0) this.#deadlines.add(call, ms);
       if (options.signal) {
         const signal = options.signal;
-        entry.onAbort = () => {
+        call.onAbort = () => {
           if (this.#take(id)) {
             reject(
               new CancelledError(`Call to '${method}' was cancelled`, { cause: signal.reason }),
@@ -79,10 +67,18 @@ export class PendingCalls {
             this.#giveUp(id);
           }
         };
-        signal.addEventListener("abort", entry.onAbort, { once: true });
+        signal.addEventListener("abort", call.onAbort, { once: true });
       }
-      this.#entries.set(id, entry);
+      this.#entries.set(id, call);
     });
+  }
+
+  #timedOut(call: Pending): void {
+    if (this.#take(call.id) !== call) return;
+    call.reject(
+      new CallTimeoutError(`Call to '${call.method}' timed out after ${call.timeoutMs} ms`),
+    );
+    this.#giveUp(call.id);
   }
 
   /** Resolves call `id` with `value`; false when no such call is pending. */
@@ -121,13 +117,13 @@ export class PendingCalls {
     }
   }
 
-  #take(id: number): Entry | undefined {
+  #take(id: number): Pending | undefined {
     const entry = this.#entries.get(id);
     if (entry === undefined) return undefined;
     this.#entries.delete(id);
     // The timer stays armed when the table empties: re-arming it for every sequential call
     // cost a setTimeout and a clearTimeout each (~3 µs); {@link clear} stops it at close.
-    this.#deadlines.delete(id);
+    this.#deadlines.delete(entry);
     if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
     return entry;
   }

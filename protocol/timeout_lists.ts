@@ -1,0 +1,155 @@
+/**
+ * Deadlines kept in the entries they belong to, all served by one timer. A table whose every
+ * entry may carry a deadline, and whose entries mostly settle long before it (the calls a
+ * session is waiting on: thousands a second when pipelined), should not pay a closure, an
+ * object and a `Map` insertion and deletion per entry for it. Entries given the same duration
+ * come due in the order they were added, so each duration keeps a doubly linked list in that
+ * order (Node.js groups its timers the same way): adding appends, removing unlinks, neither
+ * allocates, and the timer is armed for the earliest head. Entries fire late by at most the
+ * timer's own lateness, never early.
+ *
+ * @module
+ */
+
+import type { Timer } from "./bytes.ts";
+
+/** The entries of one duration, oldest first. */
+class TimeoutList {
+  head: TimeoutEntry | undefined = undefined;
+  tail: TimeoutEntry | undefined = undefined;
+  constructor(readonly ms: number) {}
+}
+
+/**
+ * What an entry extends to be given a deadline by {@link TimeoutLists}. The fields are the
+ * lists' own: read {@link dueAt}, write none of them.
+ */
+export class TimeoutEntry {
+  /** When the entry's last deadline is or was due (ms, on the lists' clock); `Infinity` before. */
+  dueAt = Infinity;
+  timeoutList: TimeoutList | undefined = undefined;
+  timeoutPrev: TimeoutEntry | undefined = undefined;
+  timeoutNext: TimeoutEntry | undefined = undefined;
+}
+
+/** Deadlines of entries, by duration, on one timer. */
+export class TimeoutLists<E extends TimeoutEntry> {
+  #onDue: (entry: E) => void;
+  #now: () => number;
+  #release: boolean;
+  #lists = new Map<number, TimeoutList>();
+  /** The list used last: most owners use one duration. */
+  #last: TimeoutList | undefined;
+  #size = 0;
+  #timer: Timer | undefined;
+  #timerAt = Infinity;
+
+  /**
+   * @param onDue called once for each entry that comes due (it is out of the lists by then)
+   * @param now clock in ms (tests may inject one)
+   * @param releaseWhenEmpty clear the timer when the last entry is deleted. For lists shared
+   *   by many short-lived owners (all handshakes of a process): a pending timer would keep the
+   *   process alive after its work is done. Without it the timer stays armed for a deadline
+   *   already gone, so a busy owner re-adding entries seldom re-arms.
+   */
+  constructor(onDue: (entry: E) => void, now: () => number = Date.now, releaseWhenEmpty = false) {
+    this.#onDue = onDue;
+    this.#now = now;
+    this.#release = releaseWhenEmpty;
+  }
+
+  /** Entries waiting for their deadline. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Gives `entry` a deadline `ms` from now, replacing the one it had. */
+  add(entry: E, ms: number): void {
+    if (entry.timeoutList !== undefined) this.delete(entry);
+    let list = this.#last;
+    if (list === undefined || list.ms !== ms) {
+      list = this.#lists.get(ms);
+      if (list === undefined) this.#lists.set(ms, list = new TimeoutList(ms));
+      this.#last = list;
+    }
+    const tail = list.tail;
+    let at = this.#now() + ms;
+    // A clock stepped back must not put the list out of order: such an entry fires later.
+    if (tail !== undefined && tail.dueAt > at) at = tail.dueAt;
+    entry.dueAt = at;
+    entry.timeoutList = list;
+    entry.timeoutPrev = tail;
+    entry.timeoutNext = undefined;
+    if (tail === undefined) list.head = entry;
+    else tail.timeoutNext = entry;
+    list.tail = entry;
+    this.#size++;
+    if (at < this.#timerAt) this.#arm(at);
+  }
+
+  /** Takes `entry`'s deadline away; true when it had one. */
+  delete(entry: E): boolean {
+    if (entry.timeoutList === undefined) return false;
+    this.#unlink(entry);
+    if (--this.#size === 0 && this.#release) this.#disarm();
+    return true;
+  }
+
+  /** Takes every deadline away and stops the timer. */
+  clear(): void {
+    for (const list of this.#lists.values()) {
+      while (list.head !== undefined) this.#unlink(list.head);
+    }
+    this.#lists.clear();
+    this.#last = undefined;
+    this.#size = 0;
+    this.#disarm();
+  }
+
+  #unlink(entry: TimeoutEntry): void {
+    const list = entry.timeoutList!;
+    const prev = entry.timeoutPrev, next = entry.timeoutNext;
+    if (prev === undefined) list.head = next;
+    else prev.timeoutNext = next;
+    if (next === undefined) list.tail = prev;
+    else next.timeoutPrev = prev;
+    entry.timeoutList = entry.timeoutPrev = entry.timeoutNext = undefined;
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - this.#now()));
+  }
+
+  #sweep(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = this.#now();
+    const due: E[] = [];
+    let lists = 0;
+    let next = Infinity;
+    for (const [ms, list] of this.#lists) {
+      const before = due.length;
+      while (list.head !== undefined && list.head.dueAt <= now) {
+        const entry = list.head as E;
+        this.#unlink(entry);
+        this.#size--;
+        due.push(entry);
+      }
+      if (due.length > before) lists++;
+      if (list.head !== undefined) next = Math.min(next, list.head.dueAt);
+      else if (list !== this.#last) this.#lists.delete(ms); // durations seldom used go
+    }
+    if (next !== Infinity) this.#arm(next);
+    // A late timer finds several due at once: they still fire in deadline order.
+    if (lists > 1) due.sort((a, b) => a.dueAt - b.dueAt);
+    for (const entry of due) this.#onDue(entry);
+  }
+}
