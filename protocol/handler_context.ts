@@ -10,22 +10,34 @@
 import type { RpcError } from "./errors.ts";
 import type { ChunkBuffer, SendCredit } from "./flow.ts";
 import type { CallContext, Params } from "./methods.ts";
+import { TimeoutEntry } from "./timeout_lists.ts";
 
-/** A running handler's state. */
-export interface Running {
-  controller: AbortController | undefined;
-  cancelled: boolean;
-  reason: RpcError | undefined;
-  /** Answers are compressed (the request was). */
-  compress: boolean;
+/** A running handler's state; it carries the handler's deadline, if any. */
+export class Running extends TimeoutEntry {
+  controller: AbortController | undefined = undefined;
+  cancelled = false;
+  reason: RpcError | undefined = undefined;
   /** Counted as an open stream, not as a call in flight (it waits on the peer's credit). */
-  streaming: boolean;
-  /** Credit the caller granted for chunks (a `stream()` or `open()` call). */
-  credit: SendCredit | undefined;
+  streaming = false;
   /** What the caller sends on a channel. */
-  input: ChunkBuffer<unknown> | undefined;
+  input: ChunkBuffer<unknown> | undefined = undefined;
   /** The stream being sent, to stop it on cancel. */
-  iterator: AsyncIterator<unknown> | undefined;
+  iterator: AsyncIterator<unknown> | undefined = undefined;
+
+  constructor(
+    /** The call's id. */
+    readonly id: number,
+    /** The caller waits for an answer (a request, not a notification). */
+    readonly reply: boolean,
+    /** The method called. */
+    readonly method: string,
+    /** Answers are compressed (the request was). */
+    readonly compress: boolean,
+    /** Credit the caller granted for chunks (a `stream()` or `open()` call). */
+    readonly credit: SendCredit | undefined,
+  ) {
+    super();
+  }
 }
 
 /** What a handler context reads from its session. */

@@ -6,14 +6,14 @@
  * @module
  */
 
-import { Deadlines } from "./deadlines.ts";
-import { InvalidParamsError, RpcError } from "./errors.ts";
+import { CallTimeoutError, InvalidParamsError, RpcError } from "./errors.ts";
 import { ChunkBuffer, isStreamSource, SendCredit } from "./flow.ts";
 import type { SessionMetrics } from "./metrics.ts";
 import { type Middleware, runMiddleware } from "./middleware.ts";
 import type { Slots } from "./slots.ts";
-import { type ContextHost, handlerContext, type Running } from "./handler_context.ts";
+import { type ContextHost, handlerContext, Running } from "./handler_context.ts";
 import type { MethodHandler } from "./methods.ts";
+import { TimeoutLists } from "./timeout_lists.ts";
 
 /** Stream options a request carried. */
 export interface StreamRequest {
@@ -87,7 +87,7 @@ export class IncomingCalls {
   #host: IncomingHost;
   /** Made for the first handler that outlives its record (quick handlers never need it). */
   #running: Map<number, Running> = NONE_RUNNING;
-  #deadlines = new Deadlines<number>();
+  #deadlines = new TimeoutLists<Running>((state) => this.#deadlinePassed(state));
   #streams = 0;
 
   /** @param host the session's side of things */
@@ -138,16 +138,8 @@ export class IncomingCalls {
     stream?: StreamRequest,
     compress = false,
   ): void {
-    const state: Running = {
-      controller: undefined,
-      cancelled: false,
-      reason: undefined,
-      compress,
-      streaming: false,
-      credit: stream?.credit === undefined ? undefined : new SendCredit(stream.credit),
-      input: undefined,
-      iterator: undefined,
-    };
+    const credit = stream?.credit === undefined ? undefined : new SendCredit(stream.credit);
+    const state = new Running(id, reply, method, compress, credit);
     if (stream?.input !== undefined) {
       // A channel: a conversation, not work. It takes no handler slot and does not count
       // for backpressure (it waits on the caller's input, which only reading brings).
@@ -236,13 +228,7 @@ export class IncomingCalls {
       slot = false;
     };
     this.#runningMap().set(id, state);
-    if (timeout) {
-      this.#deadlines.add(
-        id,
-        timeout,
-        () => abort(state, new RpcError("TIMEOUT", `Call to '${method}' passed its deadline`)),
-      );
-    }
+    if (timeout) this.#deadlines.add(state, timeout);
     let outcome = "ok";
     Promise.resolve(result).then(async (value) => {
       if (state.cancelled) outcome = state.reason?.code ?? "CANCELLED";
@@ -259,7 +245,7 @@ export class IncomingCalls {
     }).finally(() => {
       release();
       this.#done(method, outcome, started);
-      this.#deadlines.delete(id);
+      this.#deadlines.delete(state);
       this.#running.delete(id);
       if (state.streaming) {
         this.#streams--;
@@ -347,6 +333,18 @@ export class IncomingCalls {
   #runningMap(): Map<number, Running> {
     if (this.#running === NONE_RUNNING) this.#running = new Map();
     return this.#running;
+  }
+
+  /**
+   * A handler's deadline (the caller's timeout, from the request) passed: its signal aborts
+   * and a caller still waiting is answered `TIMEOUT` at once; whatever the handler does next
+   * is dropped, like a cancelled call's.
+   */
+  #deadlinePassed(state: Running): void {
+    if (state.cancelled) return;
+    const err = new CallTimeoutError(`Call to '${state.method}' passed its deadline`);
+    abort(state, err);
+    if (state.reply) this.#host.replyError(state.id, err);
   }
 
   /** The caller cancelled (or its input failed): the handler's signal aborts. */

@@ -166,6 +166,12 @@ Deno.test("Session: cancellation and timeouts reach the handler", async (t) => {
     await assertRejects(() => pair2.client.call("wait", [], { timeout: 50 }), CallTimeoutError);
     const reason = await again.promise;
     assertInstanceOf(reason, RpcError);
+    // The server's own deadline, from the request's metadata (the caller sets none here).
+    const err = await assertRejects(
+      () => pair2.client.call("wait", [], { timeout: 0, meta: { timeout: 40 } }),
+      RpcError,
+    );
+    assertEquals([err.code, err.message], ["TIMEOUT", "Call to 'wait' passed its deadline"]);
     await pair2[Symbol.asyncDispose]();
   });
   await t.step("an already aborted signal fails at once", async () => {
