@@ -11,7 +11,7 @@
 
 import { TransportError } from "../protocol/errors.ts";
 import type { Conn } from "./types.ts";
-import { clientFrame, OPCODE, readServerFrameHeader } from "./websocket_frames.ts";
+import { clientFrame, clientFrameIn, OPCODE, readServerFrameHeader } from "./websocket_frames.ts";
 import {
   checkUpgradeResponse,
   expectedAccept,
@@ -27,6 +27,11 @@ const READ_BUFFER_BYTES = MAX_UPGRADE_RESPONSE;
 const DIRECT_READ_BYTES = 16 * 1024;
 /** A control frame's most bytes: a 2-byte header and 125 of payload. */
 const MAX_CONTROL_FRAME = 127;
+/**
+ * The reused buffer for small data frames: a record of a few small messages fits (a frame of
+ * 2 KiB or less costs one buffer per connection, not one per frame).
+ */
+const FRAME_BUFFER_BYTES = 2048;
 
 /** Options of {@link WebSocketClientConn.open}. */
 export interface WebSocketClientOptions {
@@ -53,6 +58,13 @@ export class WebSocketClientConn implements Conn {
   #inMessage = false;
   /** The server sent a close frame, or the connection was closed here: no more data. */
   #done = false;
+  /** Made on the first data frame: small frames are built here (see {@link writeParts}). */
+  #frames: Uint8Array | undefined;
+  /** A frame in {@link #frames} is being written. */
+  #framesBusy = false;
+  #framesFree = (): void => {
+    this.#framesBusy = false;
+  };
 
   private constructor(inner: Conn, transport: "ws" | "wss") {
     this.#inner = inner;
@@ -228,6 +240,20 @@ export class WebSocketClientConn implements Conn {
   writeParts(head: Uint8Array, body?: Uint8Array): Promise<void> {
     if (this.#done) {
       return Promise.reject(new TransportError("CONNECT_FAILED", "The WebSocket is closed"));
+    }
+    // While no earlier frame is being written, a small one is built in one reused buffer: an
+    // `ArrayBuffer` per frame costs a backing store of its own (see protocol/slab.ts).
+    if (!this.#framesBusy) {
+      const scratch = this.#frames ??= new Uint8Array(FRAME_BUFFER_BYTES);
+      const frame = body === undefined
+        ? clientFrameIn(scratch, OPCODE.binary, head)
+        : clientFrameIn(scratch, OPCODE.binary, head, body);
+      if (frame !== undefined) {
+        this.#framesBusy = true;
+        const written = this.#inner.write(frame);
+        written.then(this.#framesFree, this.#framesFree);
+        return written;
+      }
     }
     const frame = body === undefined
       ? clientFrame(OPCODE.binary, head)

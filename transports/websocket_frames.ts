@@ -43,15 +43,44 @@ function nextMask(): void {
  * @returns the frame's bytes
  */
 export function clientFrame(opcode: number, ...parts: Uint8Array[]): Uint8Array {
+  return buildFrame(undefined, opcode, parts)!;
+}
+
+/**
+ * {@link clientFrame}, built in `scratch` (a view into it is returned), or `undefined` when it
+ * does not fit: a caller that writes many small frames reuses one buffer instead of making an
+ * `ArrayBuffer` per frame.
+ */
+export function clientFrameIn(
+  scratch: Uint8Array,
+  opcode: number,
+  ...parts: Uint8Array[]
+): Uint8Array | undefined {
+  return buildFrame(scratch, opcode, parts);
+}
+
+function buildFrame(
+  scratch: Uint8Array | undefined,
+  opcode: number,
+  parts: Uint8Array[],
+): Uint8Array | undefined {
   let length = 0;
   for (const part of parts) length += part.length;
   const lengthBytes = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
   const headerLength = 2 + lengthBytes + 4;
   // A large payload is masked a 32-bit word at a time: pad in front so it starts 4-byte aligned.
-  const pad = length < WORD_MASK_MIN ? 0 : (4 - (headerLength & 3)) & 3;
-  const frame = pad === 0
-    ? new Uint8Array(headerLength + length)
-    : new Uint8Array(new ArrayBuffer(pad + headerLength + length), pad);
+  const pad = length < WORD_MASK_MIN
+    ? 0
+    : (4 - ((headerLength + (scratch?.byteOffset ?? 0)) & 3)) & 3;
+  let frame: Uint8Array;
+  if (scratch !== undefined) {
+    if (pad + headerLength + length > scratch.length) return undefined;
+    frame = scratch.subarray(pad, pad + headerLength + length);
+  } else {
+    frame = pad === 0
+      ? new Uint8Array(headerLength + length)
+      : new Uint8Array(new ArrayBuffer(pad + headerLength + length), pad);
+  }
   frame[0] = 0x80 | opcode;
   if (lengthBytes === 0) {
     frame[1] = 0x80 | length;

@@ -10,7 +10,12 @@ import { listenWebSocket } from "../../transports/websocket.ts";
 import { dial } from "../../transports/mod.ts";
 import { WebSocketClientConn } from "../../transports/websocket_client_conn.ts";
 import { webSocketDialer } from "../../transports/websocket_dialer.ts";
-import { clientFrame, OPCODE, readServerFrameHeader } from "../../transports/websocket_frames.ts";
+import {
+  clientFrame,
+  clientFrameIn,
+  OPCODE,
+  readServerFrameHeader,
+} from "../../transports/websocket_frames.ts";
 import {
   checkUpgradeResponse,
   expectedAccept,
@@ -98,6 +103,23 @@ Deno.test("WebSocket client frames (RFC 6455 §5)", async (t) => {
       assertEquals(decodeClientFrame(clientFrame(OPCODE.binary, part)).payload, part);
     }
     assertEquals(source, copy);
+  });
+  await t.step("built in a given buffer at any offset: the same frame, or none", () => {
+    const big = new Uint8Array(2100);
+    for (const n of [0, 1, 125, 126, 255, 256, 300, 2000]) {
+      for (let offset = 0; offset < 4; offset++) {
+        const scratch = big.subarray(offset, offset + 2090);
+        const head = bytes(Math.min(n, 7), 3);
+        const body = bytes(n - head.length, 5);
+        const frame = clientFrameIn(scratch, OPCODE.binary, head, body)!;
+        assertEquals(frame.buffer, big.buffer, "a view into the buffer given");
+        const decoded = decodeClientFrame(frame);
+        assertEquals(decoded.size, frame.length);
+        assertEquals(decoded.payload.subarray(0, head.length), head);
+        assertEquals(decoded.payload.subarray(head.length), body, `${n} bytes at ${offset}`);
+      }
+    }
+    assertEquals(clientFrameIn(new Uint8Array(100), OPCODE.binary, bytes(95)), undefined);
   });
   await t.step("every frame has a fresh mask", () => {
     const masks = new Set<string>();
@@ -287,6 +309,51 @@ Deno.test("WebSocketClientConn against a scripted server", async (t) => {
     assertEquals(joined.size, writes[2].length);
     assertEquals(joined.payload.subarray(0, 5), bytes(5));
     assertEquals(joined.payload.subarray(5), bytes(70_000));
+  });
+
+  await t.step("a frame being written is never overwritten by the next", async () => {
+    // Writes that complete only when told: the frames are kept as given, not copied.
+    const writes: Uint8Array[] = [];
+    const done: (() => void)[] = [];
+    let answered = false;
+    const slow: Conn = {
+      transport: "tcp",
+      remoteAddress: "x",
+      remoteHost: undefined,
+      handshake: () => Promise.resolve(),
+      async read(buffer) {
+        if (answered) return null;
+        answered = true;
+        const key = /Sec-WebSocket-Key: (\S+)/.exec(new TextDecoder().decode(writes[0]))![1];
+        const head = new TextEncoder().encode(
+          `HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\n` +
+            `Sec-WebSocket-Accept: ${await expectedAccept(key)}\r\n\r\n`,
+        );
+        buffer.set(head);
+        return head.length;
+      },
+      write: (data) => {
+        writes.push(data);
+        return writes.length === 1 ? Promise.resolve() : new Promise((r) => done.push(r));
+      },
+      closeWrite: () => Promise.resolve(),
+      close: () => {},
+    };
+    const ws = await WebSocketClientConn.open(slow, { transport: "ws", host: "h", path: "/" });
+    const first = ws.write(bytes(100, 1));
+    const second = ws.write(bytes(100, 2)); // the first is still being written
+    assertEquals(decodeClientFrame(writes[1]).payload, bytes(100, 1));
+    assertEquals(decodeClientFrame(writes[2]).payload, bytes(100, 2));
+    assertNotEquals(writes[1].buffer, writes[2].buffer);
+    done[0]();
+    await first;
+    const third = ws.write(bytes(100, 3)); // the buffer of the first is free again
+    assertEquals(writes[3].buffer, writes[1].buffer, "small frames reuse one buffer");
+    assertEquals(decodeClientFrame(writes[3]).payload, bytes(100, 3));
+    assertEquals(decodeClientFrame(writes[2]).payload, bytes(100, 2));
+    done[1]();
+    done[2]();
+    await Promise.all([second, third]);
   });
 
   await t.step("the server's close is answered with its code; reads end", async () => {
