@@ -25,7 +25,10 @@ const NEVER = new Entry<never>(undefined as never, () => {});
 export class Deadlines<K> {
   /** Made on the first deadline (most sessions never set one), with the {@link KEEP} entry. */
   #entries: Map<K | typeof KEEP, Entry<K>> | undefined;
-  #lists: TimeoutLists<Entry<K>>;
+  /** Made with {@link #entries}. */
+  #lists: TimeoutLists<Entry<K>> | undefined;
+  #now: () => number;
+  #release: boolean;
 
   /**
    * @param now clock in ms (tests may inject one)
@@ -35,29 +38,31 @@ export class Deadlines<K> {
    *   already gone, so a busy owner re-adding entries seldom re-arms.
    */
   constructor(now: () => number = Date.now, releaseWhenEmpty = false) {
-    this.#lists = new TimeoutLists(
-      (entry) => {
-        this.#entries?.delete(entry.key);
-        entry.fire();
-      },
-      now,
-      releaseWhenEmpty,
-    );
+    this.#now = now;
+    this.#release = releaseWhenEmpty;
   }
 
   /** Entries not yet fired or removed. */
   get size(): number {
-    return this.#lists.size;
+    return this.#lists?.size ?? 0;
   }
 
   /** Calls `fire` once, `ms` from now, unless {@link delete}d first. Replaces an entry with the same key. */
   add(key: K, ms: number, fire: () => void): void {
     const entries = this.#entries ??= keptMap<K, Entry<K>>(NEVER);
+    const lists = this.#lists ??= new TimeoutLists(
+      (due) => {
+        this.#entries?.delete(due.key);
+        due.fire();
+      },
+      this.#now,
+      this.#release,
+    );
     const old = entries.get(key);
-    if (old !== undefined) this.#lists.delete(old);
+    if (old !== undefined) lists.delete(old);
     const entry = new Entry(key, fire);
     entries.set(key, entry);
-    this.#lists.add(entry, ms);
+    lists.add(entry, ms);
   }
 
   /** Removes a deadline; true when it was there. */
@@ -65,12 +70,12 @@ export class Deadlines<K> {
     const entry = this.#entries?.get(key);
     if (entry === undefined || key === KEEP) return false;
     this.#entries!.delete(key);
-    return this.#lists.delete(entry);
+    return this.#lists!.delete(entry);
   }
 
   /** Removes every deadline and the timer. */
   clear(): void {
     this.#entries = undefined;
-    this.#lists.clear();
+    this.#lists?.clear();
   }
 }

@@ -87,7 +87,8 @@ export class IncomingCalls {
   #host: IncomingHost;
   /** Made for the first handler that outlives its record (quick handlers never need it). */
   #running: Map<number, Running> = NONE_RUNNING;
-  #deadlines = new TimeoutLists<Running>((state) => this.#deadlinePassed(state));
+  /** Made for the first handler with a deadline that outlives its record. */
+  #deadlines: TimeoutLists<Running> | undefined;
   #streams = 0;
 
   /** @param host the session's side of things */
@@ -228,7 +229,9 @@ export class IncomingCalls {
       slot = false;
     };
     this.#runningMap().set(id, state);
-    if (timeout) this.#deadlines.add(state, timeout);
+    if (timeout) {
+      (this.#deadlines ??= new TimeoutLists((s) => this.#deadlinePassed(s))).add(state, timeout);
+    }
     let outcome = "ok";
     Promise.resolve(result).then(async (value) => {
       if (state.cancelled) outcome = state.reason?.code ?? "CANCELLED";
@@ -245,7 +248,7 @@ export class IncomingCalls {
     }).finally(() => {
       release();
       this.#done(method, outcome, started);
-      this.#deadlines.delete(state);
+      this.#deadlines?.delete(state);
       this.#running.delete(id);
       if (state.streaming) {
         this.#streams--;
@@ -366,6 +369,6 @@ export class IncomingCalls {
       const err = reason();
       for (const state of this.#running.values()) abort(state, err);
     }
-    this.#deadlines.clear();
+    this.#deadlines?.clear();
   }
 }

@@ -38,7 +38,8 @@ const KEPT = new Pending(0, "", 0, () => {}, () => {}, undefined);
 /** Pending outgoing calls by id. */
 export class PendingCalls {
   #entries = keptMap<number, Pending>(KEPT);
-  #deadlines = new TimeoutLists<Pending>((call) => this.#timedOut(call));
+  /** Made for the first call with a timeout (a server seldom calls its clients). */
+  #deadlines: TimeoutLists<Pending> | undefined;
   #giveUp: (id: number) => void;
 
   /** @param giveUp called with the id when a call times out or is aborted (send CANCEL) */
@@ -56,7 +57,7 @@ export class PendingCalls {
     return new Promise((resolve, reject) => {
       const ms = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : 0;
       const call = new Pending(id, method, ms, resolve, reject, options.signal);
-      if (ms > 0) this.#deadlines.add(call, ms);
+      if (ms > 0) (this.#deadlines ??= new TimeoutLists((c) => this.#timedOut(c))).add(call, ms);
       if (options.signal) {
         const signal = options.signal;
         call.onAbort = () => {
@@ -97,7 +98,7 @@ export class PendingCalls {
 
   /** Stops the deadline timer (the session is closed; every call has been settled). */
   clear(): void {
-    this.#deadlines.clear();
+    this.#deadlines?.clear();
   }
 
   /** Gives up call `id` as if its signal aborted: rejects with `CANCELLED`, tells the peer. */
@@ -123,7 +124,7 @@ export class PendingCalls {
     this.#entries.delete(id);
     // The timer stays armed when the table empties: re-arming it for every sequential call
     // cost a setTimeout and a clearTimeout each (~3 µs); {@link clear} stops it at close.
-    this.#deadlines.delete(entry);
+    this.#deadlines?.delete(entry);
     if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
     return entry;
   }

@@ -37,7 +37,8 @@ export class TimeoutLists<E extends TimeoutEntry> {
   #onDue: (entry: E) => void;
   #now: () => number;
   #release: boolean;
-  #lists = new Map<number, TimeoutList>();
+  /** Made on the first deadline: many owners (sessions) never set one. */
+  #lists: Map<number, TimeoutList> | undefined;
   /** The list used last: most owners use one duration. */
   #last: TimeoutList | undefined;
   #size = 0;
@@ -68,8 +69,9 @@ export class TimeoutLists<E extends TimeoutEntry> {
     if (entry.timeoutList !== undefined) this.delete(entry);
     let list = this.#last;
     if (list === undefined || list.ms !== ms) {
-      list = this.#lists.get(ms);
-      if (list === undefined) this.#lists.set(ms, list = new TimeoutList(ms));
+      const lists = this.#lists ??= new Map();
+      list = lists.get(ms);
+      if (list === undefined) lists.set(ms, list = new TimeoutList(ms));
       this.#last = list;
     }
     const tail = list.tail;
@@ -97,10 +99,10 @@ export class TimeoutLists<E extends TimeoutEntry> {
 
   /** Takes every deadline away and stops the timer. */
   clear(): void {
-    for (const list of this.#lists.values()) {
+    for (const list of this.#lists?.values() ?? []) {
       while (list.head !== undefined) this.#unlink(list.head);
     }
-    this.#lists.clear();
+    this.#lists = undefined;
     this.#last = undefined;
     this.#size = 0;
     this.#disarm();
@@ -133,9 +135,11 @@ export class TimeoutLists<E extends TimeoutEntry> {
     this.#timerAt = Infinity;
     const now = this.#now();
     const due: E[] = [];
-    let lists = 0;
+    let fromLists = 0;
     let next = Infinity;
-    for (const [ms, list] of this.#lists) {
+    const lists = this.#lists;
+    if (lists === undefined) return;
+    for (const [ms, list] of lists) {
       const before = due.length;
       while (list.head !== undefined && list.head.dueAt <= now) {
         const entry = list.head as E;
@@ -143,13 +147,13 @@ export class TimeoutLists<E extends TimeoutEntry> {
         this.#size--;
         due.push(entry);
       }
-      if (due.length > before) lists++;
+      if (due.length > before) fromLists++;
       if (list.head !== undefined) next = Math.min(next, list.head.dueAt);
-      else if (list !== this.#last) this.#lists.delete(ms); // durations seldom used go
+      else if (list !== this.#last) lists.delete(ms); // durations seldom used go
     }
     if (next !== Infinity) this.#arm(next);
     // A late timer finds several due at once: they still fire in deadline order.
-    if (lists > 1) due.sort((a, b) => a.dueAt - b.dueAt);
+    if (fromLists > 1) due.sort((a, b) => a.dueAt - b.dueAt);
     for (const entry of due) this.#onDue(entry);
   }
 }
