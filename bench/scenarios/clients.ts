@@ -84,8 +84,10 @@ export async function keepInFlight(
   const start = performance.now();
   const stopAt = start + b.ms;
   const worker = async () => {
-    while (issued < b.n) {
-      if (performance.now() > stopAt) {
+    while (issued < b.n && !limited) {
+      // The clock is read every 64 calls: a read is an op (~0.1 µs), which the peers' loops,
+      // counting calls only, do not pay per call either.
+      if ((issued & 63) === 0 && performance.now() > stopAt) {
         limited = true;
         return;
       }
