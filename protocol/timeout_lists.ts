@@ -6,7 +6,7 @@
  * come due in the order they were added, so each duration keeps a doubly linked list in that
  * order (Node.js groups its timers the same way): adding appends, removing unlinks, neither
  * allocates, and the timer is armed for the earliest head. Entries fire late by at most the
- * timer's own lateness, never early.
+ * timer's own lateness, never early. Keyed deadlines of other things are in `deadlines.ts`.
  *
  * @module
  */
