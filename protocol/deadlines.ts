@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Timer } from "./bytes.ts";
+import { EarliestTimer } from "./earliest_timer.ts";
 import { KEEP, keptMap } from "./kept_map.ts";
 
 interface Entry {
@@ -24,12 +24,9 @@ interface Entry {
 const NEVER: Entry = { at: Infinity, fire: () => {} };
 
 /** A set of keyed deadlines served by a single timer. */
-export class Deadlines<K> {
+export class Deadlines<K> extends EarliestTimer {
   /** Made on the first deadline (most sessions never set one), with the {@link KEEP} entry. */
   #entries: Map<K | typeof KEEP, Entry> | undefined;
-  #timer: Timer | undefined;
-  #timerAt = Infinity;
-  #now: () => number;
   #release: boolean;
 
   /**
@@ -40,7 +37,7 @@ export class Deadlines<K> {
    *   already gone, so a busy owner re-adding entries seldom re-arms.
    */
   constructor(now: () => number = Date.now, releaseWhenEmpty = false) {
-    this.#now = now;
+    super(now);
     this.#release = releaseWhenEmpty;
   }
 
@@ -51,9 +48,9 @@ export class Deadlines<K> {
 
   /** Calls `fire` once, `ms` from now, unless {@link delete}d first. Replaces an entry with the same key. */
   add(key: K, ms: number, fire: () => void): void {
-    const at = this.#now() + ms;
+    const at = this.now() + ms;
     (this.#entries ??= keptMap<K, Entry>(NEVER)).set(key, { at, fire });
-    if (at < this.#timerAt) this.#arm(at);
+    this.armBy(at);
   }
 
   /** Removes a deadline; true when it was there. */
@@ -66,21 +63,11 @@ export class Deadlines<K> {
   /** Removes every deadline and the timer. */
   clear(): void {
     this.#entries = undefined;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
+    this.disarm();
   }
 
-  #arm(at: number): void {
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - this.#now()));
-  }
-
-  #sweep(): void {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-    const now = this.#now();
+  protected override sweep(): void {
+    const now = this.now();
     const due: Entry[] = [];
     let next = Infinity;
     const entries = this.#entries;
@@ -92,7 +79,7 @@ export class Deadlines<K> {
         due.push(entry);
       } else if (entry.at < next) next = entry.at;
     }
-    if (next !== Infinity) this.#arm(next);
+    if (next !== Infinity) this.armBy(next);
     // A late timer finds several due at once: they still fire in deadline order.
     if (due.length > 1) due.sort((a, b) => a.at - b.at);
     for (const entry of due) entry.fire();

@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { Timer } from "./bytes.ts";
+import { EarliestTimer } from "./earliest_timer.ts";
 
 /** The entries of one duration, oldest first. */
 class TimeoutList {
@@ -33,17 +33,14 @@ export class TimeoutEntry {
 }
 
 /** Deadlines of entries, by duration, on one timer. */
-export class TimeoutLists<E extends TimeoutEntry> {
+export class TimeoutLists<E extends TimeoutEntry> extends EarliestTimer {
   #onDue: (entry: E) => void;
-  #now: () => number;
   #release: boolean;
   /** Made on the first deadline: many owners (sessions) never set one. */
   #lists: Map<number, TimeoutList> | undefined;
   /** The list used last: most owners use one duration. */
   #last: TimeoutList | undefined;
   #size = 0;
-  #timer: Timer | undefined;
-  #timerAt = Infinity;
 
   /**
    * @param onDue called once for each entry that comes due (it is out of the lists by then)
@@ -54,8 +51,8 @@ export class TimeoutLists<E extends TimeoutEntry> {
    *   already gone, so a busy owner re-adding entries seldom re-arms.
    */
   constructor(onDue: (entry: E) => void, now: () => number = Date.now, releaseWhenEmpty = false) {
+    super(now);
     this.#onDue = onDue;
-    this.#now = now;
     this.#release = releaseWhenEmpty;
   }
 
@@ -75,7 +72,7 @@ export class TimeoutLists<E extends TimeoutEntry> {
       this.#last = list;
     }
     const tail = list.tail;
-    let at = this.#now() + ms;
+    let at = this.now() + ms;
     // A clock stepped back must not put the list out of order: such an entry fires later.
     if (tail !== undefined && tail.dueAt > at) at = tail.dueAt;
     entry.dueAt = at;
@@ -86,14 +83,14 @@ export class TimeoutLists<E extends TimeoutEntry> {
     else tail.timeoutNext = entry;
     list.tail = entry;
     this.#size++;
-    if (at < this.#timerAt) this.#arm(at);
+    this.armBy(at);
   }
 
   /** Takes `entry`'s deadline away; true when it had one. */
   delete(entry: E): boolean {
     if (entry.timeoutList === undefined) return false;
     this.#unlink(entry);
-    if (--this.#size === 0 && this.#release) this.#disarm();
+    if (--this.#size === 0 && this.#release) this.disarm();
     return true;
   }
 
@@ -105,7 +102,7 @@ export class TimeoutLists<E extends TimeoutEntry> {
     this.#lists = undefined;
     this.#last = undefined;
     this.#size = 0;
-    this.#disarm();
+    this.disarm();
   }
 
   #unlink(entry: TimeoutEntry): void {
@@ -118,22 +115,8 @@ export class TimeoutLists<E extends TimeoutEntry> {
     entry.timeoutList = entry.timeoutPrev = entry.timeoutNext = undefined;
   }
 
-  #disarm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-  }
-
-  #arm(at: number): void {
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#sweep(), Math.max(0, at - this.#now()));
-  }
-
-  #sweep(): void {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-    const now = this.#now();
+  protected override sweep(): void {
+    const now = this.now();
     const due: E[] = [];
     let fromLists = 0;
     let next = Infinity;
@@ -151,7 +134,7 @@ export class TimeoutLists<E extends TimeoutEntry> {
       if (list.head !== undefined) next = Math.min(next, list.head.dueAt);
       else if (list !== this.#last) lists.delete(ms); // durations seldom used go
     }
-    if (next !== Infinity) this.#arm(next);
+    if (next !== Infinity) this.armBy(next);
     // A late timer finds several due at once: they still fire in deadline order.
     if (fromLists > 1) due.sort((a, b) => a.dueAt - b.dueAt);
     for (const entry of due) this.#onDue(entry);
