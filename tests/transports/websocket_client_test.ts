@@ -238,6 +238,34 @@ async function readClientFrame(conn: Deno.Conn): Promise<DecodedFrame> {
   return decodeClientFrame(buf.subarray(0, have));
 }
 
+/**
+ * A Conn under a WebSocket client that answers its upgrade request (the first of `writes`,
+ * which `write` records) with a proper 101, then ends; `write` decides when writes complete.
+ */
+function upgradedPipe(writes: Uint8Array[], write: (data: Uint8Array) => Promise<void>): Conn {
+  let answered = false;
+  return {
+    transport: "tcp",
+    remoteAddress: "x",
+    remoteHost: undefined,
+    handshake: () => Promise.resolve(),
+    async read(buffer) {
+      if (answered) return null;
+      answered = true;
+      const key = /Sec-WebSocket-Key: (\S+)/.exec(new TextDecoder().decode(writes[0]))![1];
+      const head = new TextEncoder().encode(
+        `HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\n` +
+          `Sec-WebSocket-Accept: ${await expectedAccept(key)}\r\n\r\n`,
+      );
+      buffer.set(head);
+      return head.length;
+    },
+    write,
+    closeWrite: () => Promise.resolve(),
+    close: () => {},
+  };
+}
+
 Deno.test("WebSocketClientConn against a scripted server", async (t) => {
   const dial = (port: number) =>
     webSocketDialer(`ws://127.0.0.1:${port}/rpc`, { connectTimeout: 5000 }).dial();
@@ -278,27 +306,7 @@ Deno.test("WebSocketClientConn against a scripted server", async (t) => {
   await t.step("every write is one whole frame in one write", async () => {
     // Over a recording pipe: the Conn under the WebSocket sees one write per frame.
     const writes: Uint8Array[] = [];
-    let answered = false;
-    const recorder: Conn = {
-      transport: "tcp",
-      remoteAddress: "x",
-      remoteHost: undefined,
-      handshake: () => Promise.resolve(),
-      async read(buffer) {
-        if (answered) return null;
-        answered = true;
-        const key = /Sec-WebSocket-Key: (\S+)/.exec(new TextDecoder().decode(writes[0]))![1];
-        const head = new TextEncoder().encode(
-          `HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\n` +
-            `Sec-WebSocket-Accept: ${await expectedAccept(key)}\r\n\r\n`,
-        );
-        buffer.set(head);
-        return head.length;
-      },
-      write: (data) => (writes.push(data.slice()), Promise.resolve()),
-      closeWrite: () => Promise.resolve(),
-      close: () => {},
-    };
+    const recorder = upgradedPipe(writes, (data) => (writes.push(data.slice()), Promise.resolve()));
     const ws = await WebSocketClientConn.open(recorder, { transport: "ws", host: "h", path: "/" });
     await ws.write(bytes(2000));
     await ws.writeParts!(bytes(5), bytes(70_000));
@@ -315,30 +323,10 @@ Deno.test("WebSocketClientConn against a scripted server", async (t) => {
     // Writes that complete only when told: the frames are kept as given, not copied.
     const writes: Uint8Array[] = [];
     const done: (() => void)[] = [];
-    let answered = false;
-    const slow: Conn = {
-      transport: "tcp",
-      remoteAddress: "x",
-      remoteHost: undefined,
-      handshake: () => Promise.resolve(),
-      async read(buffer) {
-        if (answered) return null;
-        answered = true;
-        const key = /Sec-WebSocket-Key: (\S+)/.exec(new TextDecoder().decode(writes[0]))![1];
-        const head = new TextEncoder().encode(
-          `HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\n` +
-            `Sec-WebSocket-Accept: ${await expectedAccept(key)}\r\n\r\n`,
-        );
-        buffer.set(head);
-        return head.length;
-      },
-      write: (data) => {
-        writes.push(data);
-        return writes.length === 1 ? Promise.resolve() : new Promise((r) => done.push(r));
-      },
-      closeWrite: () => Promise.resolve(),
-      close: () => {},
-    };
+    const slow = upgradedPipe(writes, (data) => {
+      writes.push(data);
+      return writes.length === 1 ? Promise.resolve() : new Promise((r) => done.push(r));
+    });
     const ws = await WebSocketClientConn.open(slow, { transport: "ws", host: "h", path: "/" });
     const first = ws.write(bytes(100, 1));
     const second = ws.write(bytes(100, 2)); // the first is still being written
