@@ -72,7 +72,7 @@ if (!address || !pid) throw new TypeError("--address and --pid are required");
 // One connection first so that lazily initialised paths are warm, then close it.
 await (await openOne()).close();
 const rss0 = await settledRss();
-/** The V8 heap at each reading (KiB): reserved (`heapTotal`) and live (`heapUsed`). */
+/** The V8 heap at each reading (KiB): reserved (`heapTotal`) and used (`heapUsed`). */
 const heap: Record<string, { total: number; used: number }> = {};
 async function readHeap(client: Client, level: number): Promise<void> {
   const m = await client.call("memory") as Deno.MemoryUsage;
