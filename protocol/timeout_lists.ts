@@ -35,7 +35,6 @@ export class TimeoutEntry {
 /** Deadlines of entries, by duration, on one timer. */
 export class TimeoutLists<E extends TimeoutEntry> extends EarliestTimer {
   #onDue: (entry: E) => void;
-  #release: boolean;
   /** Made on the first deadline: many owners (sessions) never set one. */
   #lists: Map<number, TimeoutList> | undefined;
   /** The list used last: most owners use one duration. */
@@ -45,15 +44,10 @@ export class TimeoutLists<E extends TimeoutEntry> extends EarliestTimer {
   /**
    * @param onDue called once for each entry that comes due (it is out of the lists by then)
    * @param now clock in ms (tests may inject one)
-   * @param releaseWhenEmpty clear the timer when the last entry is deleted. For lists shared
-   *   by many short-lived owners (all handshakes of a process): a pending timer would keep the
-   *   process alive after its work is done. Without it the timer stays armed for a deadline
-   *   already gone, so a busy owner re-adding entries seldom re-arms.
    */
-  constructor(onDue: (entry: E) => void, now: () => number = Date.now, releaseWhenEmpty = false) {
+  constructor(onDue: (entry: E) => void, now: () => number = Date.now) {
     super(now);
     this.#onDue = onDue;
-    this.#release = releaseWhenEmpty;
   }
 
   /** Entries waiting for their deadline. */
@@ -86,11 +80,14 @@ export class TimeoutLists<E extends TimeoutEntry> extends EarliestTimer {
     this.armBy(at);
   }
 
-  /** Takes `entry`'s deadline away; true when it had one. */
+  /**
+   * Takes `entry`'s deadline away; true when it had one. The timer stays armed when the last
+   * entry goes (an owner adding entries all the time seldom re-arms it); {@link clear} stops it.
+   */
   delete(entry: E): boolean {
     if (entry.timeoutList === undefined) return false;
     this.#unlink(entry);
-    if (--this.#size === 0 && this.#release) this.disarm();
+    this.#size--;
     return true;
   }
 
