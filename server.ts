@@ -27,7 +27,11 @@ import { AlertCode, escapeForLog } from "./protocol/alerts.ts";
 import { RpcError } from "./protocol/errors.ts";
 import { FrameReader } from "./protocol/frame_reader.ts";
 import { encodeAlertFrame, PREAUTH_BUFFER, serverHandshake } from "./protocol/handshake.ts";
-import { DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME } from "./protocol/limits.ts";
+import {
+  DEFAULT_CALL_TIMEOUT,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_MAX_FRAME,
+} from "./protocol/limits.ts";
 import { createLogger, type Logger, type LogLevel } from "./protocol/logger.ts";
 import { createMethodTable, type Methods } from "./protocol/methods.ts";
 import { Peer } from "./protocol/peer.ts";
@@ -383,6 +387,7 @@ export class Server implements AsyncDisposable {
         endProof: (ok) => this.#admission.endProof(host, ok),
         authFailureDelayMs: this.#options.authFailureDelayMs,
         chacha: this.#options.chacha,
+        defaultTimeout: DEFAULT_CALL_TIMEOUT,
       });
     } catch (err) {
       conn.close();

@@ -15,12 +15,15 @@ import { encodeHeader, type FrameHeader, FrameType, HEADER_SIZE, parseHeader } f
 import type { FrameReader } from "./frame_reader.ts";
 import {
   checkTransport,
+  DEFAULT_TIMEOUT_UNIT,
+  defaultTimeoutField,
   deriveSessionKeys,
   encodeClientAuth,
   encodeServerAuth,
   encodeServerHello,
   type EphemeralKey,
   FLAG_CHACHA,
+  FLAG_DEFAULT_TIMEOUT,
   generateEphemeral,
   M2_SIZE,
   parseClientAuth,
@@ -55,6 +58,12 @@ export interface HandshakeOptions {
    * §5.7). Both sides must want it. @default true
    */
   chacha?: boolean;
+  /**
+   * This side's default call timeout in ms, announced to the peer (protocol/README.md §5.8):
+   * the server offers the extension, the client takes it. Undefined: neither (calls then carry
+   * their timeouts, as with a peer that does not know it).
+   */
+  defaultTimeout?: number;
   /** Test hook: source of random bytes. */
   random?: (n: number) => Uint8Array;
   /** Test hook: the ephemeral key to use. */
@@ -102,6 +111,13 @@ export interface HandshakeResult {
   peerMaxFrame: number;
   /** Both sides agreed to seal small records with ChaCha20-Poly1305. */
   chacha: boolean;
+  /**
+   * The default call timeout (ms) this side announced, when both sides took the extension
+   * (§5.8): its REQUESTs with that timeout may leave it out. 0: send every timeout.
+   */
+  ownDefaultTimeout: number;
+  /** The default call timeout (ms) the peer announced: its REQUESTs without one take it. 0: none. */
+  peerDefaultTimeout: number;
 }
 
 function randomBytes(n: number): Uint8Array {
@@ -273,12 +289,15 @@ export async function clientHandshake(
         throw err;
       }
       const chacha = options.chacha !== false && (hello.flags & FLAG_CHACHA) !== 0;
+      const defaults = options.defaultTimeout !== undefined &&
+        (hello.flags & FLAG_DEFAULT_TIMEOUT) !== 0;
       const m2 = encodeClientAuth({
         clientRandom: random(32),
         clientShare: eph.share,
         clientInstance: options.instance,
         transport: TRANSPORT_BYTE[transport],
-        flags: chacha ? FLAG_CHACHA : 0,
+        flags: (chacha ? FLAG_CHACHA : 0) | (defaults ? FLAG_DEFAULT_TIMEOUT : 0),
+        defaultTimeout: options.defaultTimeout ?? 0,
         maxFrame: options.maxFrame,
       });
       const th = transcriptHash(transport, m1, m2);
@@ -309,6 +328,8 @@ export async function clientHandshake(
         recvIv: keys.s2cIv,
         peerMaxFrame: hello.maxFrame,
         chacha,
+        ownDefaultTimeout: defaults ? announced(options.defaultTimeout) : 0,
+        peerDefaultTimeout: defaults ? hello.defaultTimeout : 0,
       };
     },
   );
@@ -343,7 +364,9 @@ export async function serverHandshake(
         sessionId,
         serverInstance: options.instance,
         transport: TRANSPORT_BYTE[options.transport],
-        flags: options.chacha === false ? 0 : FLAG_CHACHA,
+        flags: (options.chacha === false ? 0 : FLAG_CHACHA) |
+          (options.defaultTimeout === undefined ? 0 : FLAG_DEFAULT_TIMEOUT),
+        defaultTimeout: options.defaultTimeout ?? 0,
         maxFrame: options.maxFrame,
       });
       await channel.write(m1);
@@ -394,6 +417,12 @@ async function answerClientAuth(
         "The client took a cipher the server did not offer",
       );
     }
+    if ((auth.flags & FLAG_DEFAULT_TIMEOUT) !== 0 && options.defaultTimeout === undefined) {
+      throw new ProtocolError(
+        "PROTOCOL_ERROR",
+        "The client announced a default timeout the server did not offer",
+      );
+    }
   } catch (err) {
     const alert = alertForHandshakeError(err);
     if (alert) await sendAlert(channel, alert.code, alert.message, 2);
@@ -427,6 +456,7 @@ async function answerClientAuth(
     throw new AuthenticationError("AUTH_FAILED", "The client's proof did not verify");
   }
   await channel.write(encodeServerAuth(signServerProof(keys.spk, th, auth.proof)));
+  const defaults = (auth.flags & FLAG_DEFAULT_TIMEOUT) !== 0;
   return {
     sessionId,
     sessionIdHex: toHex(sessionId),
@@ -436,7 +466,14 @@ async function answerClientAuth(
     recvIv: keys.c2sIv,
     peerMaxFrame: auth.maxFrame,
     chacha: (auth.flags & FLAG_CHACHA) !== 0,
+    ownDefaultTimeout: defaults ? announced(options.defaultTimeout) : 0,
+    peerDefaultTimeout: defaults ? auth.defaultTimeout : 0,
   };
+}
+
+/** The default timeout (ms) that M1 or M2 announced for `ms`: 0 when the field cannot carry it. */
+function announced(ms: number | undefined): number {
+  return defaultTimeoutField(ms) * DEFAULT_TIMEOUT_UNIT;
 }
 
 /** Size of the server's pre-authentication read buffer: exactly one M2. */

@@ -37,6 +37,29 @@ const LABEL_BY_BYTE: Record<number, TransportLabel | undefined> = {
  */
 export const FLAG_CHACHA = 0x01;
 
+/**
+ * Flag bit of M1 (the server offers) and M2 (the client takes): each side announces its
+ * default call timeout in the reserved field, and a REQUEST that takes it carries none of its
+ * own (protocol/README.md §5.8). Both flags and both fields are in the transcript.
+ */
+export const FLAG_DEFAULT_TIMEOUT = 0x02;
+
+const KNOWN_FLAGS = FLAG_CHACHA | FLAG_DEFAULT_TIMEOUT;
+
+/** The unit of an announced default timeout (ms): the field counts tenths of a second. */
+export const DEFAULT_TIMEOUT_UNIT = 100;
+
+/**
+ * The reserved-field value that announces `ms` as a default call timeout: 0 (none announced)
+ * for no timeout, or one the 16-bit field cannot carry exactly (not a whole number of tenths of
+ * a second, or above 6,553.5 s).
+ */
+export function defaultTimeoutField(ms: number | undefined): number {
+  if (ms === undefined || !(ms > 0) || ms % DEFAULT_TIMEOUT_UNIT !== 0) return 0;
+  const units = ms / DEFAULT_TIMEOUT_UNIT;
+  return units <= 0xFFFF ? units : 0;
+}
+
 /** Whole frame sizes (header included). */
 export const M1_SIZE = HEADER_SIZE + 104;
 /** Size of M2 including header; the server's pre-authentication buffer. */
@@ -51,8 +74,10 @@ export interface ServerHello {
   sessionId: Uint8Array;
   serverInstance: Uint8Array;
   transport: number;
-  /** {@link FLAG_CHACHA} or 0. */
+  /** {@link FLAG_CHACHA} and {@link FLAG_DEFAULT_TIMEOUT}, or 0. */
   flags: number;
+  /** The server's default call timeout in ms; 0: none announced (see {@link defaultTimeoutField}). */
+  defaultTimeout: number;
   maxFrame: number;
 }
 
@@ -62,8 +87,10 @@ export interface ClientAuth {
   clientShare: Uint8Array;
   clientInstance: Uint8Array;
   transport: number;
-  /** {@link FLAG_CHACHA} or 0. */
+  /** {@link FLAG_CHACHA} and {@link FLAG_DEFAULT_TIMEOUT}, or 0. */
   flags: number;
+  /** The client's default call timeout in ms; 0: none announced. */
+  defaultTimeout: number;
   maxFrame: number;
   proof: Uint8Array;
 }
@@ -79,7 +106,9 @@ export function encodeServerHello(f: ServerHello): Uint8Array {
   body.set(f.serverInstance, 80);
   body[96] = f.transport;
   body[97] = f.flags;
-  new DataView(body.buffer, body.byteOffset).setUint32(100, f.maxFrame);
+  const view = new DataView(body.buffer, body.byteOffset);
+  view.setUint16(98, f.flags & FLAG_DEFAULT_TIMEOUT ? defaultTimeoutField(f.defaultTimeout) : 0);
+  view.setUint32(100, f.maxFrame);
   return frame;
 }
 
@@ -93,7 +122,9 @@ export function encodeClientAuth(f: Omit<ClientAuth, "proof">): Uint8Array {
   body.set(f.clientInstance, 64);
   body[80] = f.transport;
   body[81] = f.flags;
-  new DataView(body.buffer, body.byteOffset).setUint32(84, f.maxFrame);
+  const view = new DataView(body.buffer, body.byteOffset);
+  view.setUint16(82, f.flags & FLAG_DEFAULT_TIMEOUT ? defaultTimeoutField(f.defaultTimeout) : 0);
+  view.setUint32(84, f.maxFrame);
   return frame;
 }
 
@@ -116,11 +147,21 @@ function checkMaxFrame(maxFrame: number): void {
   }
 }
 
-/** Parses the body of M1 (strict: unknown flags and reserved bytes must be zero). */
-export function parseServerHello(body: Uint8Array): ServerHello {
-  if ((body[97] & ~FLAG_CHACHA) !== 0 || body[98] !== 0 || body[99] !== 0) {
-    throw new ProtocolError("PROTOCOL_ERROR", "SERVER_HELLO has non-zero flags or reserved bytes");
+/**
+ * Reads the reserved field of M1 or M2 at `at`: the announced default timeout in ms, which
+ * only {@link FLAG_DEFAULT_TIMEOUT} allows (strict: otherwise it must be zero).
+ */
+function announcedTimeout(body: Uint8Array, at: number, flags: number, what: string): number {
+  const units = (body[at] << 8) | body[at + 1];
+  if ((flags & ~KNOWN_FLAGS) !== 0 || (units !== 0 && (flags & FLAG_DEFAULT_TIMEOUT) === 0)) {
+    throw new ProtocolError("PROTOCOL_ERROR", `${what} has non-zero flags or reserved bytes`);
   }
+  return units * DEFAULT_TIMEOUT_UNIT;
+}
+
+/** Parses the body of M1 (strict: unknown flags and unused reserved bytes must be zero). */
+export function parseServerHello(body: Uint8Array): ServerHello {
+  const defaultTimeout = announcedTimeout(body, 98, body[97], "SERVER_HELLO");
   const maxFrame = new DataView(body.buffer, body.byteOffset).getUint32(100);
   checkMaxFrame(maxFrame);
   return {
@@ -130,15 +171,14 @@ export function parseServerHello(body: Uint8Array): ServerHello {
     serverInstance: body.slice(80, 96),
     transport: body[96],
     flags: body[97],
+    defaultTimeout,
     maxFrame,
   };
 }
 
-/** Parses the body of M2 (strict: unknown flags and reserved bytes must be zero). */
+/** Parses the body of M2 (strict: unknown flags and unused reserved bytes must be zero). */
 export function parseClientAuth(body: Uint8Array): ClientAuth {
-  if ((body[81] & ~FLAG_CHACHA) !== 0 || body[82] !== 0 || body[83] !== 0) {
-    throw new ProtocolError("PROTOCOL_ERROR", "CLIENT_AUTH has non-zero flags or reserved bytes");
-  }
+  const defaultTimeout = announcedTimeout(body, 82, body[81], "CLIENT_AUTH");
   const maxFrame = new DataView(body.buffer, body.byteOffset).getUint32(84);
   checkMaxFrame(maxFrame);
   return {
@@ -147,6 +187,7 @@ export function parseClientAuth(body: Uint8Array): ClientAuth {
     clientInstance: body.slice(64, 80),
     transport: body[80],
     flags: body[81],
+    defaultTimeout,
     maxFrame,
     proof: body.slice(88, 120),
   };

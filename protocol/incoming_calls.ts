@@ -124,6 +124,7 @@ export class IncomingCalls {
    * Runs `handler` with `this` = the call context. Answers when `reply` is true, unless the
    * call was cancelled meanwhile (its caller has gone).
    *
+   * @param timeout the handler's deadline, ms from now (0: none)
    * @param started `performance.now()` when the request arrived (read only with metrics)
    * @param stream the request's stream options (a `stream()` or `open()` call)
    * @param compress compress the answers (the request was compressed)
@@ -135,6 +136,7 @@ export class IncomingCalls {
     handler: MethodHandler,
     args: unknown[],
     meta: Record<string, unknown>,
+    timeout = 0,
     started = 0,
     stream?: StreamRequest,
     compress = false,
@@ -148,12 +150,12 @@ export class IncomingCalls {
       const host = this.#host;
       state.input = new ChunkBuffer(stream.input, (n) => host.grant(id, n), host.nagle);
       host.grant(id, stream.input);
-      this.#invoke(id, reply, method, handler, args, meta, state, started, false, false);
+      this.#invoke(id, reply, method, handler, args, meta, timeout, state, started, false, false);
       return;
     }
     const slots = this.#host.slots;
     if (slots === undefined || slots.tryAcquire()) {
-      this.#invoke(id, reply, method, handler, args, meta, state, started, true, true);
+      this.#invoke(id, reply, method, handler, args, meta, timeout, state, started, true, true);
       return;
     }
     // No free slot server-wide: the call waits its turn, counted as running here so that this
@@ -167,7 +169,7 @@ export class IncomingCalls {
         this.#host.settled();
         return;
       }
-      this.#invoke(id, reply, method, handler, args, meta, state, started, false, true);
+      this.#invoke(id, reply, method, handler, args, meta, timeout, state, started, false, true);
     });
   }
 
@@ -201,13 +203,13 @@ export class IncomingCalls {
     handler: MethodHandler,
     args: unknown[],
     meta: Record<string, unknown>,
+    timeout: number,
     state: Running,
     started: number,
     inRun: boolean,
     slot: boolean,
   ): void {
     const host = this.#host;
-    const timeout = typeof meta.timeout === "number" && meta.timeout > 0 ? meta.timeout : 0;
     const deadline = timeout ? Date.now() + timeout : undefined;
     const ctx = handlerContext(host, state, method, deadline, meta);
     let result: unknown;

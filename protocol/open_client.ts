@@ -13,7 +13,7 @@ import { CancelledError } from "./errors.ts";
 import { FrameReader } from "./frame_reader.ts";
 import { clientHandshake } from "./handshake.ts";
 import type { TransportLabel } from "./handshake_messages.ts";
-import { DEFAULT_MAX_FRAME } from "./limits.ts";
+import { DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_FRAME } from "./limits.ts";
 import type { Logger } from "./logger.ts";
 import { createMethodTable, type Methods } from "./methods.ts";
 import type { Interceptor, Middleware } from "./middleware.ts";
@@ -89,6 +89,7 @@ export async function openClient(
         timeoutMs: options.handshakeTimeout,
         allowTransportMismatch: options.allowTransportMismatch,
         chacha: options.chacha,
+        defaultTimeout: options.timeout ?? DEFAULT_CALL_TIMEOUT,
       });
     } catch (err) {
       conn.close();

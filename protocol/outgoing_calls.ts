@@ -71,6 +71,11 @@ export interface OutgoingSettings {
   role: "client" | "server";
   /** Default timeout of calls (ms; 0 = none). Streams have none by default. */
   callTimeout: number;
+  /**
+   * The default timeout (ms) this side announced in the handshake (§5.8): a call with exactly
+   * that timeout sends none, the peer applies it. 0: every timeout is sent.
+   */
+  announcedTimeout: number;
   /** Calls that may wait for answers at once. */
   maxPendingCalls: number;
   /** Default stream window. */
@@ -271,8 +276,7 @@ export class OutgoingCalls {
     if (this.#nextId > 0xFFFF_FFFF) {
       throw new UnavailableError("Call ids are exhausted on this connection: reconnect");
     }
-    let headers = meta;
-    if (timeout > 0) headers = { ...meta, timeout };
+    const headers = this.#headers(kind, meta, timeout, stream === undefined);
     const body: Record<string, unknown> = { method, params };
     if (headers !== undefined) body.meta = headers;
     if (stream !== undefined) {
@@ -283,6 +287,29 @@ export class OutgoingCalls {
     this.#host.outbox.value(kind, id, body, options.compress === true, "request");
     this.#nextId += 2;
     return id;
+  }
+
+  /**
+   * The `meta` a request carries: the caller's headers, with `timeout` set to the call's (it
+   * overrides the caller's own key) when it has one. A plain call whose timeout is the
+   * announced default leaves it out, and one without a timeout then says so (`timeout: 0`),
+   * unless the caller's headers set a `timeout` by hand.
+   */
+  #headers(
+    kind: number,
+    meta: Record<string, unknown> | undefined,
+    timeout: number,
+    plain: boolean,
+  ): Record<string, unknown> | undefined {
+    const announced = this.#settings.announcedTimeout;
+    if (announced > 0 && kind === Kind.REQUEST && plain) {
+      if (meta?.timeout === undefined) {
+        if (timeout === announced) return meta;
+        return { ...meta, timeout };
+      }
+      if (timeout === 0) return meta;
+    }
+    return timeout > 0 ? { ...meta, timeout } : meta;
   }
 
   // ---- answers from the peer --------------------------------------------------------------

@@ -101,6 +101,8 @@ export class Session {
   #heartbeat: Heartbeat;
   #ownParity: number;
   #highestPeerId = 0;
+  /** The default call timeout the peer announced (§5.8), for its requests without one. */
+  #peerDefaultTimeout: number;
   #goAwaySent: number | undefined;
   #goAwayReceived: number | undefined;
   #draining = false;
@@ -250,9 +252,11 @@ export class Session {
       this.#limits.maxReassemblyBytes,
     );
     this.#incoming = new IncomingCalls(ports);
+    this.#peerDefaultTimeout = hs.peerDefaultTimeout;
     this.#outgoingSettings = {
       role: options.role,
       callTimeout: options.callTimeout ?? L.DEFAULT_CALL_TIMEOUT,
+      announcedTimeout: hs.ownDefaultTimeout,
       maxPendingCalls: this.#limits.maxPendingCalls,
       streamWindow: this.#limits.streamWindow,
       interceptors: options.interceptors,
@@ -670,6 +674,21 @@ export class Session {
     this.#timing?.ended(method, outcome);
   }
 
+  /**
+   * A request's handler deadline in ms from now (0: none): its `meta.timeout` when it has one
+   * (a positive number; anything else is none), else the peer's announced default for a plain
+   * call (§5.8) — not for a NOTIFY, a stream or a channel — which the handler then reads in
+   * its `meta` as if it had travelled (`meta` is the request's own object).
+   */
+  #deadlineOf(meta: Record<string, unknown>, plainCall: boolean): number {
+    const timeout = meta.timeout;
+    if (timeout === undefined) {
+      if (!plainCall || this.#peerDefaultTimeout === 0) return 0;
+      return meta.timeout = this.#peerDefaultTimeout;
+    }
+    return typeof timeout === "number" && timeout > 0 ? timeout : 0;
+  }
+
   #onRequest(id: number, reply: boolean, payload: Uint8Array | Error, flags: number): void {
     this.#checkRequestId(id);
     this.#requests++;
@@ -697,6 +716,7 @@ export class Session {
         request.def.handler,
         request.args,
         request.meta,
+        this.#deadlineOf(request.meta, reply && request.credit === undefined),
         this.#timing?.arrived ?? 0,
         request.credit === undefined || !reply ? undefined : {
           credit: request.credit,

@@ -23,6 +23,12 @@ export interface PairOptions {
   /** ChaCha20-Poly1305 for small records: offered by the server / taken by the client. */
   serverChaCha?: boolean;
   clientChaCha?: boolean;
+  /**
+   * Default call timeouts announced in the handshake (protocol/README.md §5.8): the server
+   * offers with its own, the client takes with its own (undefined: the side does not).
+   */
+  serverDefaultTimeout?: number;
+  clientDefaultTimeout?: number;
   /** Both ends act as TLS connections would (`ByteChannel.nagle`). */
   nagle?: boolean;
 }
@@ -44,11 +50,13 @@ export async function sessionPair(options: PairOptions = {}) {
       ...common,
       instance: new Uint8Array(16).fill(1),
       chacha: options.serverChaCha,
+      defaultTimeout: options.serverDefaultTimeout,
     }),
     clientHandshake(c, clientReader, {
       ...common,
       instance: new Uint8Array(16).fill(2),
       chacha: options.clientChaCha,
+      defaultTimeout: options.clientDefaultTimeout,
     }),
   ]);
   serverReader.resize(16 * 1024);
@@ -75,6 +83,7 @@ export async function sessionPair(options: PairOptions = {}) {
     client,
     server,
     chacha: sh.chacha && ch.chacha,
+    handshakes: { server: sh, client: ch },
     clientEnd: c,
     serverEnd: s,
     async [Symbol.asyncDispose]() {

@@ -387,7 +387,8 @@ export async function buildM2(m1: Uint8Array, options: M2Options = {}): Promise<
     clientShare: options.share ?? eph.share,
     clientInstance: options.instance ?? randomBytes(16),
     transport: options.transport ?? 1,
-    flags: 0, // AES-GCM records only: the harness seals with AES
+    flags: 0, // AES-GCM records only: the harness seals with AES; every timeout sent
+    defaultTimeout: 0,
     maxFrame: options.maxFrame ?? 1_048_576,
   });
   const dh = options.dh ?? await sharedSecret(eph.privateKey, hello.serverShare);
@@ -422,6 +423,7 @@ export async function buildM1(
     serverInstance: options.instance ?? randomBytes(16),
     transport: options.transport ?? 1,
     flags: 0,
+    defaultTimeout: 0,
     maxFrame: options.maxFrame ?? 1_048_576,
   });
   if (options.flags !== undefined) m1[HEADER_SIZE + 97] = options.flags;

@@ -779,8 +779,9 @@ Deno.test("gaps in the numbering (§5 strict parsing): reserved bits, bounds, si
     for (const offset of [81, 82, 83]) {
       const c = await dialForM1(env.port);
       const { m2 } = await buildM2(c.m1);
-      // Bit 0 of the flags is FLAG_CHACHA (known); bit 1 is not.
-      m2[20 + offset] = offset === 81 ? 0x02 : 0x01;
+      // Bits 0 and 1 of the flags are FLAG_CHACHA and FLAG_DEFAULT_TIMEOUT (known); bit 2 is
+      // not. The reserved field may be non-zero only with FLAG_DEFAULT_TIMEOUT.
+      m2[20 + offset] = offset === 81 ? 0x04 : 0x01;
       await c.raw.write(m2);
       const { frame } = await answerTo(c.raw);
       assertEquals(decodeCleartextAlert(frame).code, AlertCode.PROTOCOL_ERROR, `offset ${offset}`);
@@ -831,7 +832,7 @@ Deno.test("gaps in the numbering (§5 strict parsing): reserved bits, bounds, si
   await t.step(
     "M1 with unknown flags, or max_frame below 1024: client PROTOCOL_ERROR",
     async () => {
-      for (const patch of [{ flags: 2 }, { flags: 0x80 }, { maxFrame: 1023 }, { maxFrame: 0 }]) {
+      for (const patch of [{ flags: 4 }, { flags: 0x80 }, { maxFrame: 1023 }, { maxFrame: 0 }]) {
         await using fake = new FakeServer(async (c) => {
           await c.write((await buildM1(patch)).m1);
           await c.readToEnd(3000);
