@@ -171,6 +171,19 @@ Deno.test("SendQueue: what leaves opens to the messages pushed, in order", async
     ]);
   });
 
+  await t.step("runs of texts between byte payloads keep every byte and header", async () => {
+    // Long runs of text are written with one encodeInto each, short ones character by character.
+    const pushed: { kind: number; id: number; text: string }[] = [];
+    for (let id = 11; id < 11 + 2 * 60; id += 2) {
+      const text = JSON.stringify({ id, pad: "p".repeat(id % 37) });
+      if (id % 13 === 0) queue.push(Kind.REQUEST, 0, id, new TextEncoder().encode(text));
+      else queue.pushText(Kind.REQUEST, 0, id, text);
+      pushed.push({ kind: Kind.REQUEST, id, text });
+    }
+    await queue.drained();
+    assertEquals((await openAll()).flatMap(([, messages]) => messages), pushed);
+  });
+
   await t.step("each record leaves in one write, in sequence", async () => {
     for (let round = 0; round < 20; round++) {
       queue.pushText(Kind.EVENT, 0, 0, String(round));
