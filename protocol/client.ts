@@ -26,6 +26,7 @@ import { EventHub, type UnhandledEventPolicy } from "./events.ts";
 import { DEFAULT_CALL_TIMEOUT } from "./limits.ts";
 import type { Logger } from "./logger.ts";
 import type { Methods, Params } from "./methods.ts";
+import type { RetryHook } from "./pending_calls.ts";
 import type { RpcChannel, RpcStream } from "./rpc_stream.ts";
 import type { CallOptions, EmitOptions, Session, StreamOptions } from "./session.ts";
 import { type Api, createApi } from "./typed_api.ts";
@@ -112,6 +113,8 @@ export class Client implements AsyncDisposable {
   readonly address: string;
   #open: () => Promise<Session>;
   #session: Session | undefined;
+  /** What the calls on {@link #session} ask before they fail (see {@link #retryOn}). */
+  #retry: RetryHook | undefined;
   #status: ClientStatus = "connected";
   #listeners = new Set<(event: StatusEvent) => void>();
   #waiting = new Set<Waiter>();
@@ -217,23 +220,39 @@ export class Client implements AsyncDisposable {
     params?: Params,
     options: ClientCallOptions = NO_OPTIONS,
   ): Promise<T> {
-    const timeout = options.timeout ?? this.#callTimeout;
-    const deadline = deadlineOf(timeout);
     const session = this.#session;
     if (session === undefined || session.isClosed) {
-      return this.#callLoop(method, params, options, deadline);
+      return this.#callLoop(
+        method,
+        params,
+        options,
+        deadlineOf(options.timeout ?? this.#callTimeout),
+      );
     }
-    // Connected: straight to the session (no async frame on the hot path); the loop below
-    // only takes over when the call may be retried. Without a timeout of its own the call
-    // takes the session's default, which is this client's (both come from `options.timeout`).
-    const sent = session.call<T>(method, params, options);
-    return sent.catch((err) => {
-      if (!this.#mayRetry(err, options.idempotent ?? this.#idempotent.has(method), deadline)) {
-        throw err;
-      }
-      this.#retireIfRefusing(err, session);
-      return this.#callLoop<T>(method, params, options, deadline);
-    });
+    // Connected: straight to the session (no async frame, no promise of our own on the hot
+    // path); the loop below only takes over when the call may be retried, which the pending
+    // call asks #retry before it fails. Without a timeout of its own the call takes the
+    // session's default, which is this client's (both come from `options.timeout`).
+    return session.call<T>(method, params, options, this.#retry);
+  }
+
+  /**
+   * The retry hook of the calls made on `session`: one that failed before its answer (the
+   * connection went, or the server refused it unrun) goes through {@link #callLoop} again
+   * when {@link #mayRetry} allows, within its original deadline. Decided a microtask later,
+   * as a rejection handler would be.
+   */
+  #retryOn(session: Session): RetryHook {
+    return (call, err) => {
+      if (!(err instanceof RpcError) || err.remote || this.#reconnect === undefined) return;
+      return Promise.resolve().then(() => {
+        const options = call.options as ClientCallOptions;
+        const idempotent = options.idempotent ?? this.#idempotent.has(call.method);
+        if (!this.#mayRetry(err, idempotent, call.deadline)) throw err;
+        this.#retireIfRefusing(err, session);
+        return this.#callLoop(call.method, call.params, options, call.deadline);
+      });
+    };
   }
 
   async #callLoop<T>(
@@ -415,6 +434,7 @@ export class Client implements AsyncDisposable {
 
   #attach(session: Session): void {
     this.#session = session;
+    this.#retry = this.#retryOn(session);
     session.closed.then((reason) => this.#lost(session, reason));
   }
 

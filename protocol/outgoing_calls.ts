@@ -19,7 +19,7 @@ import { Kind } from "./messages.ts";
 import { type Interceptor, type OutgoingCall, runInterceptors } from "./middleware.ts";
 import type { Params } from "./methods.ts";
 import type { Outbox } from "./outbox.ts";
-import { PendingCalls } from "./pending_calls.ts";
+import { PendingCalls, type RetryHook } from "./pending_calls.ts";
 import { RpcChannel, RpcStream, type StreamLink } from "./rpc_stream.ts";
 
 /** Options of one outgoing call. */
@@ -120,18 +120,32 @@ export class OutgoingCalls {
     return this.#streams?.has(id) ?? false;
   }
 
-  /** Calls `method` on the peer and resolves with its result. */
-  call<T = unknown>(method: string, params: Params = [], options: CallOptions = {}): Promise<T> {
+  /**
+   * Calls `method` on the peer and resolves with its result.
+   *
+   * @param retry asked before the call fails for any reason but its timeout or signal: a
+   *   client's reconnect sends it again (kept in the pending call: no promise of its own)
+   */
+  call<T = unknown>(
+    method: string,
+    params: Params = [],
+    options: CallOptions = {},
+    retry?: RetryHook,
+  ): Promise<T> {
     const interceptors = this.#settings.interceptors;
     if (interceptors === undefined || interceptors.length === 0) {
-      return this.#call(method, params, options, options.meta) as Promise<T>;
+      return this.#call(method, params, options, options.meta, retry) as Promise<T>;
     }
     const call: OutgoingCall = { method, params, meta: { ...options.meta } };
-    return runInterceptors(
+    const sent = runInterceptors(
       interceptors,
       call,
-      (c) => this.#call(c.method, c.params, options, c.meta),
+      (c) => this.#call(c.method, c.params, options, c.meta, undefined),
     ) as Promise<T>;
+    if (retry === undefined) return sent;
+    // A retry sends what the caller called, not what the interceptors made of it.
+    const again = { method, params, options, deadline: this.#deadlineOf(options) };
+    return sent.catch((err) => retry(again, err) ?? Promise.reject(err)) as Promise<T>;
   }
 
   #call(
@@ -139,15 +153,23 @@ export class OutgoingCalls {
     params: Params,
     options: CallOptions,
     meta: Record<string, unknown> | undefined,
+    retry: RetryHook | undefined,
   ): Promise<unknown> {
+    const timeout = options.timeout ?? this.#settings.callTimeout;
     try {
-      const timeout = options.timeout ?? this.#settings.callTimeout;
       const id = this.#request(Kind.REQUEST, method, params, meta, timeout, options, undefined);
-      const answer = this.#pending.add(id, method, { timeoutMs: timeout, signal: options.signal });
-      return answer;
+      return this.#pending.add(id, method, timeout, options, params, retry);
     } catch (err) {
-      return Promise.reject(err);
+      // Refused before it left (the session is closing, say): it may go elsewhere.
+      const call = { method, params, options, deadline: this.#deadlineOf(options) };
+      return retry?.(call, err as Error) ?? Promise.reject(err);
     }
+  }
+
+  /** When a call made now with `options` times out (epoch ms), `Infinity` without a timeout. */
+  #deadlineOf(options: CallOptions): number {
+    const timeout = options.timeout ?? this.#settings.callTimeout;
+    return timeout > 0 ? Date.now() + timeout : Infinity;
   }
 
   /** Sends a notification (a request without an answer). Throws when it cannot be queued. */
@@ -208,10 +230,7 @@ export class OutgoingCalls {
         return Promise.reject(err);
       }
       (this.#streams ??= new Map()).set(id, { buffer, credit, shape: shape.resolve });
-      const result = this.#pending.add(id, method, {
-        timeoutMs: options.timeout ?? 0,
-        signal: options.signal,
-      });
+      const result = this.#pending.add(id, method, options.timeout ?? 0, options);
       const forget = () => {
         this.#streams?.delete(id);
         shape.resolve(false);

@@ -7,10 +7,31 @@
 
 import { CallTimeoutError, CancelledError, type RpcError } from "./errors.ts";
 import { KEEP, keptMap } from "./kept_map.ts";
+import type { Params } from "./methods.ts";
+import type { CallOptions } from "./outgoing_calls.ts";
 import { TimeoutEntry, TimeoutLists } from "./timeout_lists.ts";
 
+/** A call that failed before its answer, as its retry needs it. */
+export interface RetryableCall {
+  /** The method called. */
+  readonly method: string;
+  /** Its params. */
+  readonly params: Params;
+  /** The options it was called with. */
+  readonly options: CallOptions;
+  /** When its timeout ends (epoch ms), `Infinity` without one. */
+  readonly deadline: number;
+}
+
+/**
+ * Asked, when a call fails before its answer (the connection went, the peer refused it), for a
+ * promise of the call sent again: the caller's promise then settles with it. `undefined`: the
+ * call fails with `err`. Not asked for timeouts and aborts.
+ */
+export type RetryHook = (call: RetryableCall, err: Error) => Promise<unknown> | undefined;
+
 /** One pending call: its promise's settlers, and its deadline (no closure of its own). */
-class Pending extends TimeoutEntry {
+class Pending extends TimeoutEntry implements RetryableCall {
   onAbort: (() => void) | undefined = undefined;
   constructor(
     readonly id: number,
@@ -18,22 +39,30 @@ class Pending extends TimeoutEntry {
     readonly timeoutMs: number,
     readonly resolve: (value: unknown) => void,
     readonly reject: (err: Error) => void,
-    readonly signal: AbortSignal | undefined,
+    readonly options: CallOptions,
+    readonly params: Params,
+    readonly retry: RetryHook | undefined,
   ) {
     super();
   }
+
+  get deadline(): number {
+    return this.timeoutMs > 0 ? this.dueAt : Infinity;
+  }
+
+  /** Fails the call with `err`, unless its retry hook sends it again. */
+  fail(err: Error): void {
+    const again = this.retry?.(this, err);
+    if (again === undefined) this.reject(err);
+    else this.resolve(again);
+  }
 }
 
-/** Options of one pending call. */
-export interface PendingOptions {
-  /** Milliseconds before the call fails with `TIMEOUT`; 0 or undefined: none. */
-  timeoutMs?: number;
-  /** Aborting it fails the call with `CANCELLED`. */
-  signal?: AbortSignal;
-}
+const NO_OPTIONS: CallOptions = Object.freeze({});
+const NO_PARAMS = Object.freeze([]) as unknown as Params;
 
 /** The entry the table keeps for itself (see `kept_map.ts`): no call's. */
-const KEPT = new Pending(0, "", 0, () => {}, () => {}, undefined);
+const KEPT = new Pending(0, "", 0, () => {}, () => {}, NO_OPTIONS, NO_PARAMS, undefined);
 
 /** Pending outgoing calls by id. */
 export class PendingCalls {
@@ -52,11 +81,25 @@ export class PendingCalls {
     return this.#entries.size - 1;
   }
 
-  /** Registers a call; the promise settles once. */
-  add(id: number, method: string, options: PendingOptions): Promise<unknown> {
+  /**
+   * Registers a call; the promise settles once.
+   *
+   * @param timeoutMs milliseconds before it fails with `TIMEOUT` (0: never)
+   * @param options its `signal`, if any (kept for a retry)
+   * @param params what it was called with (kept for a retry)
+   * @param retry asked before it fails for any reason but its timeout or signal
+   */
+  add(
+    id: number,
+    method: string,
+    timeoutMs: number,
+    options: CallOptions = NO_OPTIONS,
+    params: Params = NO_PARAMS,
+    retry?: RetryHook,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const ms = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : 0;
-      const call = new Pending(id, method, ms, resolve, reject, options.signal);
+      const ms = timeoutMs > 0 ? timeoutMs : 0;
+      const call = new Pending(id, method, ms, resolve, reject, options, params, retry);
       if (ms > 0) (this.#deadlines ??= new TimeoutLists((c) => this.#timedOut(c))).add(call, ms);
       if (options.signal) {
         const signal = options.signal;
@@ -89,10 +132,10 @@ export class PendingCalls {
     return entry !== undefined;
   }
 
-  /** Rejects call `id`; false when no such call is pending. */
+  /** Fails call `id` (or retries it: see {@link RetryHook}); false when no such call is pending. */
   reject(id: number, err: Error): boolean {
     const entry = this.#take(id);
-    entry?.reject(err);
+    entry?.fail(err);
     return entry !== undefined;
   }
 
@@ -114,7 +157,7 @@ export class PendingCalls {
     for (const id of [...this.#entries.keys()]) {
       if (id === KEEP || !filter(id)) continue;
       const entry = this.#take(id);
-      entry?.reject(makeError(entry.method));
+      entry?.fail(makeError(entry.method));
     }
   }
 
@@ -125,7 +168,7 @@ export class PendingCalls {
     // The timer stays armed when the table empties: re-arming it for every sequential call
     // cost a setTimeout and a clearTimeout each (~3 µs); {@link clear} stops it at close.
     this.#deadlines?.delete(entry);
-    if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
+    if (entry.onAbort) entry.options.signal!.removeEventListener("abort", entry.onAbort);
     return entry;
   }
 }

@@ -52,6 +52,7 @@ import {
   type OutgoingSettings,
   type StreamOptions,
 } from "./outgoing_calls.ts";
+import type { RetryHook } from "./pending_calls.ts";
 import { Reassembler } from "./reassembly.ts";
 import { RecordOpener, RecordSealer } from "./record.ts";
 import { RecordReader } from "./record_reader.ts";
@@ -320,9 +321,15 @@ export class Session {
    *
    * @throws {ConnectionClosedError} the session is closed (as a rejection)
    * @throws {UnavailableError} the peer sent GOAWAY for this id: never executed, retryable
+   * @param retry asked before the call fails for any reason but its timeout or signal
    */
-  call<T = unknown>(method: string, params: Params = [], options: CallOptions = {}): Promise<T> {
-    return this.#out().call(method, params, options);
+  call<T = unknown>(
+    method: string,
+    params: Params = [],
+    options: CallOptions = {},
+    retry?: RetryHook,
+  ): Promise<T> {
+    return this.#out().call(method, params, options, retry);
   }
 
   /** Sends a notification (a request without an answer). Throws when it cannot be queued. */

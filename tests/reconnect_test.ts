@@ -119,6 +119,55 @@ Deno.test("reconnect: a call cut off in flight fails unless idempotent; none run
   await server.close();
 });
 
+Deno.test("reconnect: a retry starts over from what the caller sent, interceptors and all", async () => {
+  const seen: unknown[] = [];
+  const server = await startOn("tcp://127.0.0.1:0", {
+    slowEcho(v: unknown) {
+      seen.push(v);
+      return new Promise((resolve) => setTimeout(() => resolve(v), 200));
+    },
+  });
+  const client = await connect(server.addresses[0], {
+    secret: CANARY_SECRET,
+    reconnect,
+    timeout: 5000,
+    idempotent: ["slowEcho"],
+    interceptors: [(call, next) => {
+      call.params = [`${(call.params as string[])[0]}+i`];
+      return next();
+    }],
+  });
+  const answer = client.call("slowEcho", ["a"]);
+  await new Promise((r) => setTimeout(r, 50));
+  for (const peer of server.peers) peer.close();
+  assertEquals(await answer, "a+i");
+  assertEquals(seen, ["a+i", "a+i"], "rewritten once per attempt, never twice");
+  await client.close();
+  await server.close();
+});
+
+Deno.test("reconnect: a retried call keeps its first deadline", async () => {
+  const runs: number[] = [];
+  let server = await startOn("tcp://127.0.0.1:0", {
+    hang: () => new Promise(() => {}),
+  });
+  const address = server.addresses[0];
+  const client = await connect(address, { secret: CANARY_SECRET, reconnect, idempotent: ["hang"] });
+  const started = Date.now();
+  const call = client.call("hang", [], { timeout: 600 });
+  await new Promise((r) => setTimeout(r, 100));
+  await server.close({ timeout: 50 }); // cut off in flight: idempotent, so it waits to retry
+  server = await startOn(address, {
+    hang: () => (runs.push(Date.now() - started), new Promise(() => {})),
+  });
+  await assertRejects(() => call, CallTimeoutError);
+  const took = Date.now() - started;
+  assert(took >= 590 && took < 1_500, `failed after ${took} ms, not at its first deadline`);
+  assertEquals(runs.length, 1, "sent again once, on the new connection");
+  await client.close();
+  await server.close();
+});
+
 Deno.test("reconnect: a server killed with SIGKILL and restarted; no call hangs", async () => {
   const first = spawn("tcp://127.0.0.1:0");
   const address = await first.ready;

@@ -8,7 +8,7 @@ Deno.test("PendingCalls: size counts the calls waiting, each settles once", asyn
 
   await t.step("one call at a time: added, answered, gone", async () => {
     for (let id = 1; id < 40; id += 2) {
-      const answer = pending.add(id, "echo", { timeoutMs: 30_000 });
+      const answer = pending.add(id, "echo", 30_000);
       assertEquals(pending.size, 1);
       assertEquals(pending.resolve(id, id * 10), true);
       assertEquals(pending.size, 0);
@@ -18,16 +18,16 @@ Deno.test("PendingCalls: size counts the calls waiting, each settles once", asyn
   });
 
   await t.step("a timeout rejects, gives up the call, and empties the table", async () => {
-    const answer = pending.add(101, "slow", { timeoutMs: 20 });
+    const answer = pending.add(101, "slow", 20);
     await assertRejects(() => answer, CallTimeoutError);
     assertEquals(pending.size, 0);
     assertEquals(givenUp, [101]);
   });
 
   await t.step("abort and rejectWhere settle only the calls they name", async () => {
-    const a = pending.add(201, "a", {});
-    const b = pending.add(203, "b", {});
-    const c = pending.add(205, "c", {});
+    const a = pending.add(201, "a", 0);
+    const b = pending.add(203, "b", 0);
+    const c = pending.add(205, "c", 0);
     assertEquals(pending.size, 3);
     pending.abort(203);
     await assertRejects(() => b, CancelledError);
