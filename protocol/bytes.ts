@@ -40,9 +40,12 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** True when every byte is ASCII (below 0x80): such bytes are their own UTF-8 text. */
-export function isAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false;
+/**
+ * True when every byte (of `[start, end)`) is ASCII (below 0x80): such bytes are their own
+ * UTF-8 text.
+ */
+export function isAscii(bytes: Uint8Array, start = 0, end = bytes.length): boolean {
+  for (let i = start; i < end; i++) if (bytes[i] > 0x7f) return false;
   return true;
 }
 

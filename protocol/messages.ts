@@ -87,13 +87,20 @@ export function encodeMessages(messages: readonly Message[]): Uint8Array {
   return out;
 }
 
+/** The u32 (big-endian) at `at`: a message header's id (offset 2) or length (offset 6). */
+export function readU32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+}
+
 /**
- * Splits a record plaintext into messages. Throws `PROTOCOL_ERROR` for an empty record, an
- * unknown kind or flag, or a length that runs past the end.
+ * Checks every message header of a record plaintext and returns how many messages it holds,
+ * allocating nothing: read them with {@link readU32} and the offsets of §6.1 afterwards.
+ * Throws `PROTOCOL_ERROR` for an empty record, an unknown kind or flag, or a length that runs
+ * past the end.
  */
-export function decodeMessages(plaintext: Uint8Array): Message[] {
+export function checkMessages(plaintext: Uint8Array): number {
   if (plaintext.length === 0) throw new ProtocolError("PROTOCOL_ERROR", "Empty MESSAGES record");
-  const out: Message[] = [];
+  let count = 0;
   let offset = 0;
   while (offset < plaintext.length) {
     if (plaintext.length - offset < MESSAGE_HEADER_SIZE) {
@@ -101,10 +108,7 @@ export function decodeMessages(plaintext: Uint8Array): Message[] {
     }
     const kind = plaintext[offset];
     const flags = plaintext[offset + 1];
-    const id = ((plaintext[offset + 2] << 24) | (plaintext[offset + 3] << 16) |
-      (plaintext[offset + 4] << 8) | plaintext[offset + 5]) >>> 0;
-    const length = ((plaintext[offset + 6] << 24) | (plaintext[offset + 7] << 16) |
-      (plaintext[offset + 8] << 8) | plaintext[offset + 9]) >>> 0;
+    const length = readU32(plaintext, offset + 6);
     if (kind < 1 || kind > MAX_KIND) {
       throw new ProtocolError("PROTOCOL_ERROR", `Unknown message kind ${kind}`);
     }
@@ -115,7 +119,28 @@ export function decodeMessages(plaintext: Uint8Array): Message[] {
     if (length > plaintext.length - start) {
       throw new ProtocolError("PROTOCOL_ERROR", "Message length runs past the record");
     }
-    out.push({ kind, flags, id, payload: plaintext.subarray(start, start + length) });
+    offset = start + length;
+    count++;
+  }
+  return count;
+}
+
+/**
+ * Splits a record plaintext into messages, checked as by {@link checkMessages} (which
+ * throws the same errors).
+ */
+export function decodeMessages(plaintext: Uint8Array): Message[] {
+  const out: Message[] = new Array(checkMessages(plaintext));
+  let offset = 0;
+  for (let i = 0; i < out.length; i++) {
+    const start = offset + MESSAGE_HEADER_SIZE;
+    const length = readU32(plaintext, offset + 6);
+    out[i] = {
+      kind: plaintext[offset],
+      flags: plaintext[offset + 1],
+      id: readU32(plaintext, offset + 2),
+      payload: plaintext.subarray(start, start + length),
+    };
     offset = start + length;
   }
   return out;

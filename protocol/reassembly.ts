@@ -50,6 +50,16 @@ export class Reassembler {
   }
 
   /**
+   * True when a message with these header fields is whole and within the size limit, and no
+   * earlier piece belongs to it: its payload is the message as it stands, and {@link add}
+   * would only say so (in an object).
+   */
+  isWhole(kind: number, flags: number, id: number, length: number): boolean {
+    return (flags & Flag.MORE) === 0 && length <= this.#maxMessage &&
+      (this.#partial === undefined || !this.#partial.has(kind * 0x1_0000_0000 + id));
+  }
+
+  /**
    * Adds one message or piece. Throws `RESOURCE_EXHAUSTED` (fatal for the connection) when the
    * partial messages together exceed the connection's cap.
    */

@@ -21,23 +21,20 @@ export class RecordText {
   #plaintext: Uint8Array;
   #text: string | undefined;
 
-  /** @param plaintext the record's plaintext; its payloads are views into it */
+  /** @param plaintext the record's plaintext */
   constructor(plaintext: Uint8Array) {
     this.#plaintext = plaintext;
   }
 
   /**
-   * `payload` as text, when it is a view into this record, at most 1 KiB and plain ASCII;
-   * `undefined` otherwise (decode it as UTF-8 then).
+   * The record's bytes `[start, start + length)` as text, when they are at most 1 KiB and
+   * plain ASCII; `undefined` otherwise (decode them as UTF-8 then).
    */
-  ascii(payload: Uint8Array): string | undefined {
+  ascii(start: number, length: number): string | undefined {
     const plaintext = this.#plaintext;
-    const n = payload.length;
-    if (n > MAX_PAYLOAD || payload.buffer !== plaintext.buffer) return undefined;
-    const start = payload.byteOffset - plaintext.byteOffset;
-    if (start < 0 || start + n > plaintext.length) return undefined;
-    if (!isAscii(payload)) return undefined;
+    if (length > MAX_PAYLOAD || start < 0 || start + length > plaintext.length) return undefined;
+    if (!isAscii(plaintext, start, start + length)) return undefined;
     this.#text ??= BYTE_PER_CHAR.decode(plaintext);
-    return this.#text.substring(start, start + n);
+    return this.#text.substring(start, start + length);
   }
 }

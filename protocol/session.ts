@@ -39,7 +39,14 @@ import { Heartbeat, type HeartbeatHost } from "./heartbeat.ts";
 import { IncomingCalls, type IncomingHost, outcomeOf } from "./incoming_calls.ts";
 import * as L from "./limits.ts";
 import { type Logger, silentLogger } from "./logger.ts";
-import { decodeMessages, Flag, Kind, type Message } from "./messages.ts";
+import {
+  checkMessages,
+  Flag,
+  Kind,
+  type Message,
+  MESSAGE_HEADER_SIZE,
+  readU32,
+} from "./messages.ts";
 import { RecordTiming } from "./record_timing.ts";
 import type { MethodTable, Params } from "./methods.ts";
 import type { SessionMetrics } from "./metrics.ts";
@@ -78,6 +85,15 @@ const CLOSING_DEADLINES = new Deadlines<Session>(Date.now, true);
 /** What stops the send queue of a session closed normally (a flag: never thrown). */
 const QUEUE_CLOSED = new ConnectionClosedError("Connection closed");
 
+/**
+ * The payload handed to `#dispatch` for a message that is still in its record: its bytes are
+ * `#record[#at, #at + #length)` until `#dispatch` returns. Decoding reads them there (small
+ * ASCII text is cut from the record's one decode) and makes a view only when it needs one.
+ */
+const IN_RECORD = new Uint8Array(0);
+/** No record is being dispatched (none is kept alive by the session). */
+const NO_RECORD = new Uint8Array(0);
+
 /** One authenticated, multiplexed connection. */
 export class Session {
   /** Session id (32 hex digits). */
@@ -115,6 +131,11 @@ export class Session {
   #paused = false;
   /** The text of the small ASCII payloads of the record being dispatched. */
   #recordText: RecordText | undefined;
+  /** The plaintext of the record being dispatched, while a message of it is ({@link IN_RECORD}). */
+  #record: Uint8Array = NO_RECORD;
+  /** Where that message's payload is in it. */
+  #at = 0;
+  #length = 0;
   /** Times the calls of each record (only with metrics). */
   #timing: RecordTiming | undefined;
   #bytesIn = 0;
@@ -501,18 +522,30 @@ export class Session {
   /** Dispatches the messages of one record; a promise while one of them is being inflated. */
   #onRecord(plaintext: Uint8Array): Promise<void> | undefined {
     this.#timing?.start();
-    const messages = decodeMessages(plaintext);
-    // One decode of the whole record pays off from two messages up.
-    if (messages.length > 1) this.#recordText = new RecordText(plaintext);
-    return this.#onMessages(messages, 0);
+    // Every header is checked before any message is dispatched (one bad message rejects the
+    // record); one decode of the whole record pays off from two messages up.
+    if (checkMessages(plaintext) > 1) this.#recordText = new RecordText(plaintext);
+    return this.#onMessages(plaintext, 0);
   }
 
-  #onMessages(messages: Message[], from: number): Promise<void> | undefined {
-    for (let i = from; i < messages.length; i++) {
-      const inflating = this.#onMessage(messages[i]);
+  /** Dispatches the messages of a checked record from `offset`, in order. */
+  #onMessages(plaintext: Uint8Array, offset: number): Promise<void> | undefined {
+    while (offset < plaintext.length) {
+      const start = offset + MESSAGE_HEADER_SIZE;
+      const length = readU32(plaintext, offset + 6);
+      const inflating = this.#onMessage(
+        plaintext[offset],
+        plaintext[offset + 1],
+        readU32(plaintext, offset + 2),
+        plaintext,
+        start,
+        length,
+      );
+      offset = start + length;
       // A compressed message is inflated before the next one is dispatched: order is kept.
       if (inflating !== undefined) {
-        return inflating.then(() => this.isClosed ? undefined : this.#onMessages(messages, i + 1));
+        const next = offset;
+        return inflating.then(() => this.isClosed ? undefined : this.#onMessages(plaintext, next));
       }
       if (this.isClosed) return undefined;
     }
@@ -531,22 +564,43 @@ export class Session {
     }
   }
 
-  /** Reassembles and dispatches one message; returns a promise while inflating it. */
-  #onMessage(m: Message): Promise<void> | undefined {
+  /**
+   * Reassembles and dispatches the message whose payload is `plaintext[start, start +
+   * length)`; returns a promise while inflating it. A whole, uncompressed one (nearly all) is
+   * dispatched where it lies ({@link IN_RECORD}): no view or object made for it.
+   */
+  #onMessage(
+    kind: number,
+    flags: number,
+    id: number,
+    plaintext: Uint8Array,
+    start: number,
+    length: number,
+  ): Promise<void> | undefined {
+    if ((flags & Flag.COMPRESSED) === 0 && this.#reassembler.isWhole(kind, flags, id, length)) {
+      this.#record = plaintext;
+      this.#at = start;
+      this.#length = length;
+      this.#dispatch(kind, id, IN_RECORD, flags);
+      this.#record = NO_RECORD;
+      return;
+    }
+    const m: Message = { kind, flags, id, payload: plaintext.subarray(start, start + length) };
     const assembled = this.#reassembler.add(m);
     if (assembled.state === "partial" || assembled.state === "dropped") return;
     if (assembled.state === "too-large") {
       this.#onTooLarge(m, assembled.size);
       return;
     }
-    const { payload, flags } = assembled;
-    if ((flags & Flag.COMPRESSED) === 0) {
-      this.#dispatch(m.kind, m.id, payload, flags);
+    // The whole message's flags are its last piece's (without MORE).
+    const payload = assembled.payload, whole = assembled.flags;
+    if ((whole & Flag.COMPRESSED) === 0) {
+      this.#dispatch(kind, id, payload, whole);
       return;
     }
     return inflateRaw(payload, this.#limits.maxMessageSize).then(
-      (inflated) => this.#dispatch(m.kind, m.id, inflated, flags),
-      (err) => this.#dispatch(m.kind, m.id, err, flags),
+      (inflated) => this.#dispatch(kind, id, inflated, whole),
+      (err) => this.#dispatch(kind, id, err, whole),
     );
   }
 
@@ -578,7 +632,12 @@ export class Session {
 
   #raw(payload: Uint8Array | Error): Uint8Array {
     if (payload instanceof Error) throw new ProtocolError("PROTOCOL_ERROR", payload.message);
-    return payload;
+    return payload === IN_RECORD ? this.#inRecord() : payload;
+  }
+
+  /** The payload of the message dispatched {@link IN_RECORD}, as a view. */
+  #inRecord(): Uint8Array {
+    return this.#record.subarray(this.#at, this.#at + this.#length);
   }
 
   #onTooLarge(m: Message, size: number): void {
@@ -604,8 +663,11 @@ export class Session {
   #decode(payload: Uint8Array | Error, flags: number): unknown {
     if (payload instanceof Error) throw payload;
     const binary = (flags & Flag.BINARY) !== 0;
-    const text = binary ? undefined : this.#recordText?.ascii(payload);
-    if (text !== undefined) return parseJsonText(text, this.#limits.maxJsonDepth);
+    if (payload === IN_RECORD) {
+      const text = binary ? undefined : this.#recordText?.ascii(this.#at, this.#length);
+      if (text !== undefined) return parseJsonText(text, this.#limits.maxJsonDepth);
+      payload = this.#inRecord();
+    }
     return decodeValue(payload, binary, { maxDepth: this.#limits.maxJsonDepth });
   }
 
